@@ -1,0 +1,41 @@
+# shopbot: `make run` to chat, `make test` to test. See README.md.
+SHELL := /bin/bash
+export RASA_TELEMETRY_ENABLED := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+APP := .venv/bin
+CATALOG ?=
+IMAGES ?=
+STORE ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test shell ingest train lint bench-smoke clean
+
+setup: .venv/.installed .venv-rasa/.installed
+
+.venv/.installed: requirements/app.lock pyproject.toml
+	scripts/setup-venv.sh app
+
+.venv-rasa/.installed: requirements/rasa.lock
+	scripts/setup-venv.sh rasa
+
+run: setup
+	$(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
+
+test: setup
+	$(APP)/python -m pytest $(PYTEST_ARGS)
+
+shell: setup
+	$(APP)/shopbot shell
+
+ingest: setup
+	$(APP)/shopbot ingest $(CATALOG) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
+
+train: setup
+	$(APP)/shopbot train
+
+lint: setup
+	$(APP)/ruff check .
+
+clean:
+	rm -rf var

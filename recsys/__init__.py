@@ -1,0 +1,1 @@
+"""Recommender: data, models, training, evaluation, serving (see the recommender issue)."""

@@ -1,0 +1,1 @@
+"""Catalog, embeddings, the Chroma product store, query understanding and ranking."""

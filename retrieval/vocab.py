@@ -1,0 +1,186 @@
+"""The catalog's own vocabulary (colours, article types, brands...), built at ingest time.
+
+Query understanding matches shopper words against what this shop actually sells, so the
+same code works for any catalog; only the small synonym table below is hand-made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from retrieval.catalog import Product
+
+VOCAB_FILE = "vocab.json"
+
+# Shopper words -> catalog article types. Targets the catalog lacks are dropped at match time.
+ARTICLE_SYNONYMS: dict[str, list[str]] = {
+    "tee": ["Tshirts"], "tees": ["Tshirts"], "t shirt": ["Tshirts"], "t shirts": ["Tshirts"],
+    "tshirt": ["Tshirts"], "polo": ["Tshirts"], "polos": ["Tshirts"],
+    "sneaker": ["Casual Shoes", "Sports Shoes"], "sneakers": ["Casual Shoes", "Sports Shoes"],
+    "trainers": ["Sports Shoes", "Casual Shoes"], "running shoes": ["Sports Shoes"],
+    "shoes": ["Casual Shoes", "Sports Shoes", "Formal Shoes"],
+    "shoe": ["Casual Shoes", "Sports Shoes", "Formal Shoes"],
+    "footwear": ["Casual Shoes", "Sports Shoes", "Formal Shoes", "Heels", "Flats", "Sandals"],
+    "loafers": ["Casual Shoes"], "boots": ["Casual Shoes", "Formal Shoes"],
+    "stilettos": ["Heels"], "pumps": ["Heels"], "wedges": ["Heels"],
+    "slippers": ["Flip Flops", "Sandals"], "chappals": ["Flip Flops", "Sandals"],
+    "floaters": ["Sandals"], "ballerinas": ["Flats"],
+    "shades": ["Sunglasses"], "sunglass": ["Sunglasses"], "goggles": ["Sunglasses"],
+    "purse": ["Handbags", "Clutches", "Wallets"], "purses": ["Handbags", "Clutches", "Wallets"],
+    "bag": ["Handbags", "Backpacks", "Laptop Bag", "Duffel Bag", "Messenger Bag", "Clutches"],
+    "bags": ["Handbags", "Backpacks", "Laptop Bag", "Duffel Bag", "Messenger Bag", "Clutches"],
+    "tote": ["Handbags"], "sling bag": ["Handbags"],
+    "pants": ["Trousers", "Track Pants"], "chinos": ["Trousers"], "joggers": ["Track Pants"],
+    "trackpants": ["Track Pants"], "denims": ["Jeans"], "denim": ["Jeans"],
+    "hoodie": ["Sweatshirts"], "hoodies": ["Sweatshirts"], "pullover": ["Sweaters"],
+    "cardigan": ["Sweaters"], "gown": ["Dresses"], "frock": ["Dresses"],
+    "kurti": ["Kurtis", "Kurtas"], "kurtis": ["Kurtis", "Kurtas"],
+    "sari": ["Sarees"], "saris": ["Sarees"], "hat": ["Caps", "Hats"], "hats": ["Caps", "Hats"],
+    "perfume": ["Perfume and Body Mist"], "perfumes": ["Perfume and Body Mist"],
+    "deo": ["Deodorant"], "deodorant": ["Deodorant"], "scent": ["Perfume and Body Mist"],
+    "necklace": ["Necklace and Chains"], "chain": ["Necklace and Chains"],
+    "watch": ["Watches"], "wristwatch": ["Watches"], "blazer": ["Blazers"],
+    "tracksuit": ["Tracksuits"], "swimsuit": ["Swimwear"], "bikini": ["Swimwear"],
+    "nightsuit": ["Night suits"], "pyjamas": ["Lounge Pants", "Night suits"],
+}
+
+COLOUR_SYNONYMS: dict[str, list[str]] = {
+    "navy": ["Navy Blue"], "gray": ["Grey"], "golden": ["Gold"], "burgundy": ["Maroon"],
+    "wine": ["Maroon"], "offwhite": ["Off White"], "off white": ["Off White"],
+    "multicolour": ["Multi"], "multicolor": ["Multi"], "multi colour": ["Multi"],
+    "multi color": ["Multi"], "colourful": ["Multi"], "colorful": ["Multi"],
+    "violet": ["Purple"], "lavender": ["Lavender", "Purple"], "tan": ["Tan", "Brown"],
+}
+
+GENDER_WORDS: dict[str, list[str]] = {
+    **dict.fromkeys(
+        ["men", "man", "mens", "male", "males", "him", "his", "boyfriend", "husband",
+         "dad", "father", "gents", "guy", "guys"],
+        ["Men", "Unisex"]),
+    **dict.fromkeys(
+        ["women", "woman", "womens", "female", "ladies", "lady", "her", "wife", "girlfriend",
+         "mom", "mother", "sister"],
+        ["Women", "Unisex"]),
+    **dict.fromkeys(["boys", "boy", "son"], ["Boys"]),
+    **dict.fromkeys(["girls", "girl", "daughter"], ["Girls"]),
+    **dict.fromkeys(["kids", "kid", "children", "child", "baby"], ["Boys", "Girls"]),
+    "unisex": ["Unisex"],
+}
+
+USAGE_WORDS: dict[str, str] = {
+    "formal": "Formal", "office": "Formal", "work": "Formal",
+    "casual": "Casual", "everyday": "Casual",
+    "party": "Party", "partywear": "Party",
+    "sports": "Sports", "sport": "Sports", "gym": "Sports", "running": "Sports",
+    "workout": "Sports", "training": "Sports",
+    "ethnic": "Ethnic", "traditional": "Ethnic", "festive": "Ethnic", "wedding": "Ethnic",
+    "travel": "Travel", "smart casual": "Smart Casual",
+}
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").replace("&", " and ").split())
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+@dataclass
+class CatalogVocabulary:
+    """What the catalog sells, as phrase -> canonical catalog values lookups."""
+
+    article_types: dict[str, int] = field(default_factory=dict)
+    colours: dict[str, int] = field(default_factory=dict)
+    brands: dict[str, int] = field(default_factory=dict)
+    genders: dict[str, int] = field(default_factory=dict)
+    usages: dict[str, int] = field(default_factory=dict)
+    product_count: int = 0
+
+    @classmethod
+    def from_products(cls, products: Iterable[Product]) -> CatalogVocabulary:
+        counters: dict[str, Counter[str]] = {
+            k: Counter() for k in ("article_types", "colours", "brands", "genders", "usages")
+        }
+        count = 0
+        for p in products:
+            count += 1
+            counters["article_types"][p.article_type] += 1
+            counters["colours"][p.base_colour] += 1
+            counters["brands"][p.brand] += 1
+            counters["genders"][p.gender] += 1
+            counters["usages"][p.usage] += 1
+        values = {k: {v: n for v, n in c.most_common() if v} for k, c in counters.items()}
+        return cls(**values, product_count=count)
+
+    def save(self, store_dir: Path) -> None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        tmp = store_dir / (VOCAB_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(store_dir / VOCAB_FILE)
+
+    @classmethod
+    def load(cls, store_dir: Path) -> CatalogVocabulary:
+        path = store_dir / VOCAB_FILE
+        if not path.is_file():
+            return cls()
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    # -- phrase tables used by the query parser ---------------------------------------------
+
+    def article_phrases(self) -> dict[str, list[str]]:
+        table: dict[str, list[str]] = {}
+        for article in self.article_types:
+            phrase = _norm(article)
+            for form in {phrase, _singular(phrase), phrase.replace(" ", "")}:
+                table.setdefault(form, []).append(article)
+        for word, targets in ARTICLE_SYNONYMS.items():
+            present = [t for t in targets if t in self.article_types]
+            if present and word not in table:
+                table[word] = present
+        return table
+
+    def colour_phrases(self) -> dict[str, list[str]]:
+        table: dict[str, list[str]] = {}
+        for colour in self.colours:
+            phrase = _norm(colour)
+            table.setdefault(phrase, []).append(colour)
+        # A bare hue also means its shades the catalog names ("blue" -> Navy Blue, Teal Blue).
+        for colour in self.colours:
+            words = _norm(colour).split()
+            if len(words) > 1 and words[-1] in table and colour not in table[words[-1]]:
+                table[words[-1]].append(colour)
+        for word, targets in COLOUR_SYNONYMS.items():
+            present = [t for t in targets if t in self.colours]
+            if present and word not in table:
+                table[word] = present
+        return table
+
+    def brand_phrases(self) -> dict[str, list[str]]:
+        table: dict[str, list[str]] = {}
+        for brand in self.brands:
+            table.setdefault(_norm(brand), []).append(brand)
+        return table
+
+    def gender_phrases(self) -> dict[str, list[str]]:
+        table: dict[str, list[str]] = {}
+        for word, targets in GENDER_WORDS.items():
+            present = [t for t in targets if t in self.genders] or targets
+            table[word] = present
+        return table
+
+    def usage_phrases(self) -> dict[str, list[str]]:
+        return {word: [usage] for word, usage in USAGE_WORDS.items()}
+
+
+normalise = _norm

@@ -1,0 +1,1 @@
+"""shopbot: command line, settings and process orchestration around the bot."""

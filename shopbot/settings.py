@@ -1,0 +1,53 @@
+"""Runtime settings, read once from the environment (prefix ``SHOPBOT_``) or a ``.env`` file.
+
+Everything a shop owner may want to change without touching code lives here, so the same
+code runs embedded on one machine (Chroma directory, SQLite tracker) or against servers.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    """Paths, ports and switches for the bot, the action server and the demo page."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPBOT_", env_file=".env", extra="ignore")
+
+    store_dir: Path = Field(
+        default=VAR_DIR / "store" / "default",
+        description="Where the product store lives (Chroma files, vocabulary).",
+    )
+    catalog: Path | None = Field(
+        default=None, description="Catalog file to ingest; the bundled sample when unset."
+    )
+    images_dir: Path | None = Field(
+        default=None, description="Folder of <product id>.jpg photos, served to the chat."
+    )
+    chroma_host: str | None = Field(
+        default=None, description="Chroma server host; when unset Chroma runs embedded."
+    )
+    chroma_port: int = 8000
+    embed_batch_size: int = 256
+    search_page_size: int = 5
+    max_message_chars: int = 2000
+
+    rasa_port: int = 5005
+    action_port: int = 5055
+    web_port: int = 8080
+    host: str = "127.0.0.1"
+    tracker_db: Path = VAR_DIR / "tracker.db"
+    models_dir: Path = VAR_DIR / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (environment is read once)."""
+    return Settings()

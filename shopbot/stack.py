@@ -1,0 +1,284 @@
+"""Train the Rasa model when its inputs change, and run the three processes of the bot.
+
+`make run` and the end-to-end tests start the bot the same way, through :class:`Stack`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shopbot.settings import PROJECT_ROOT, VAR_DIR, Settings
+
+logger = logging.getLogger(__name__)
+
+RASA_VENV = PROJECT_ROOT / ".venv-rasa"
+APP_VENV = PROJECT_ROOT / ".venv"
+BOT_INPUTS = ("config.yml", "domain.yml", "bot/data")
+READY_LINE = "Rasa server is up and running"
+
+
+class StackError(RuntimeError):
+    """A process of the bot could not be trained or started; the message says why."""
+
+
+def rasa_executable() -> Path:
+    rasa = RASA_VENV / "bin" / "rasa"
+    if not rasa.exists():
+        raise StackError(f"{rasa} is missing: run `make setup` first")
+    return rasa
+
+
+def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONWARNINGS="ignore",
+    )
+    env.update(extra or {})
+    return env
+
+
+def _input_files(root: Path) -> Iterable[Path]:
+    for name in BOT_INPUTS:
+        path = root / name
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            yield path
+
+
+def bot_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """Hash of everything `rasa train` reads; a new hash means the model must be retrained."""
+    digest = hashlib.sha256()
+    for path in _input_files(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def train_bot(models_dir: Path, force: bool = False, root: Path = PROJECT_ROOT) -> Path:
+    """The trained model for the current bot data, training it only when it is missing."""
+    name = f"bot-{bot_fingerprint(root)}"
+    model = models_dir / f"{name}.tar.gz"
+    if model.exists() and not force:
+        logger.info("Rasa model is up to date: %s", model)
+        return model
+    models_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(rasa_executable()), "train",
+        "--config", str(root / "config.yml"),
+        "--domain", str(root / "domain.yml"),
+        "--data", str(root / "bot" / "data"),
+        "--out", str(models_dir),
+        "--fixed-model-name", name,
+    ]
+    logger.info("training the Rasa model (about a minute)...")
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=root, env=rasa_env(), capture_output=True, text=True)
+    if completed.returncode != 0 or not model.exists():
+        tail = (completed.stdout + completed.stderr)[-3000:]
+        raise StackError(f"rasa train failed (exit {completed.returncode}):\n{tail}")
+    logger.info("trained %s in %.0f s", model.name, time.perf_counter() - started)
+    return model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@dataclass
+class Service:
+    """One child process with its log file and readiness check."""
+
+    name: str
+    command: list[str]
+    health_url: str
+    log_path: Path
+    env: dict[str, str]
+    ready_line: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+
+    def is_ready(self) -> bool:
+        if _get(self.health_url) != 200:
+            return False
+        if self.ready_line is None:
+            return True
+        return self.ready_line in self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class Stack:
+    """Action server, Rasa server and demo web server on loopback ports."""
+
+    settings: Settings
+    model: Path
+    log_dir: Path = VAR_DIR / "logs"
+    with_web: bool = True
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.action_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.web_port}"
+
+    def _app_env(self) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            SHOPBOT_STORE_DIR=str(s.store_dir),
+            SHOPBOT_RASA_PORT=str(s.rasa_port),
+            SHOPBOT_HOST=s.host,
+            TOKENIZERS_PARALLELISM="false",
+            SHOPBOT_WARM_UP="1",
+            PYTHONUNBUFFERED="1",
+        )
+        if s.chroma_host:
+            env.update(SHOPBOT_CHROMA_HOST=s.chroma_host, SHOPBOT_CHROMA_PORT=str(s.chroma_port))
+        return env
+
+    def build(self) -> list[Service]:
+        s = self.settings
+        python = str(APP_VENV / "bin" / "python")
+        services = [
+            Service(
+                "action server",
+                [python, "-m", "rasa_sdk", "--actions", "actions",
+                 "--port", str(s.action_port), "--logging-level", "INFO"],
+                f"{self.action_url}/health", self.log_dir / "actions.log", self._app_env(),
+            ),
+            Service(
+                "rasa server",
+                [str(rasa_executable()), "run", "--model", str(self.model),
+                 "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+                 "--interface", s.host, "--port", str(s.rasa_port)],
+                f"{self.rasa_url}/", self.log_dir / "rasa.log",
+                rasa_env({
+                    "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
+                    "TRACKER_DB": str(s.tracker_db),
+                }),
+                ready_line=READY_LINE,
+            ),
+        ]
+        if self.with_web:
+            services.append(Service(
+                "web demo",
+                [python, "-m", "shopbot.web", "--port", str(s.web_port)],
+                f"{self.web_url}/healthz", self.log_dir / "web.log", self._app_env(),
+            ))
+        return services
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Start every service and wait until each answers; stop all if one fails."""
+        self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        self.services = self.build()
+        for service in self.services:
+            service.start()
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        try:
+            while pending:
+                for service in list(pending):
+                    if not service.alive():
+                        raise StackError(
+                            f"{service.name} exited during start-up; its log "
+                            f"({service.log_path}) ends with:\n{service.log_tail()}"
+                        )
+                    if service.is_ready():
+                        logger.info("%s is ready", service.name)
+                        pending.remove(service)
+                if time.monotonic() > deadline:
+                    names = ", ".join(s.name for s in pending)
+                    raise StackError(f"timed out waiting for {names}")
+                time.sleep(0.5)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_forever(stack: Stack) -> None:
+    """Block until Ctrl-C or a child dies, then stop every child."""
+    try:
+        while all(s.alive() for s in stack.services):
+            time.sleep(1)
+        dead = [s for s in stack.services if not s.alive()]
+        for service in dead:
+            print(f"{service.name} stopped unexpectedly; log tail:\n{service.log_tail()}",
+                  file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+    finally:
+        stack.stop()

@@ -1,0 +1,114 @@
+"""Custom actions with real rasa_sdk Tracker and CollectingDispatcher over a real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import services
+from actions.faq import ActionAnswerFaq
+from actions.search import ActionSearchProducts
+from shopbot import settings as settings_module
+
+DOMAIN: dict[str, Any] = {
+    "responses": {
+        "utter_faq/shipping": [{"text": "Free shipping over Rs 999."}],
+        "utter_faq/returns": [{"text": "30-day returns."}],
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def use_sample_store(sample_store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
+    settings_module.get_settings.cache_clear()
+    services.product_search.cache_clear()
+    yield
+    settings_module.get_settings.cache_clear()
+    services.product_search.cache_clear()
+
+
+def tracker(text: str, intent: str = "search_products", **message: Any) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": [],
+              **message}
+    return Tracker("shopper-1", {}, latest, [], False, None, {}, "action_listen")
+
+
+async def run(action: Any, t: Tracker) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, DOMAIN)
+    return dispatcher, events
+
+
+async def test_search_replies_with_text_and_cards() -> None:
+    dispatcher, events = await run(ActionSearchProducts(), tracker("show me red dresses"))
+    (message,) = dispatcher.messages
+    assert message["text"].startswith("Here are some red dresses")
+    cards = message["custom"]["products"]
+    assert message["custom"]["type"] == "product_cards"
+    assert len(cards) == 5
+    assert all(c["colour"] == "Red" and c["article_type"] == "Dresses" for c in cards)
+    for card in cards:
+        assert card["id"] in message["text"] and card["name"] in message["text"]
+        assert {"price", "final_price", "brand", "image_url"} <= card.keys()
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots["shown_products"] == [c["id"] for c in cards]
+    assert slots["search_filters"]["colours"] == ["Red"]
+
+
+async def test_search_uses_nlu_brand_entity_as_hint() -> None:
+    t = tracker("only dresses", entities=[{"entity": "brand", "value": "Only"}])
+    dispatcher, _ = await run(ActionSearchProducts(), t)
+    cards = dispatcher.messages[0]["custom"]["products"]
+    assert cards and all(c["brand"] == "Only" for c in cards)
+
+
+async def test_search_admits_relaxing() -> None:
+    dispatcher, _ = await run(ActionSearchProducts(), tracker("red dresses under 100"))
+    assert "couldn't find red dresses under ₹100" in dispatcher.messages[0]["text"]
+    assert "price range" in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.parametrize("text", ["", "😀😀😀", "qwerty asdf zxcv"])
+async def test_search_with_nothing_to_find_says_so(text: str) -> None:
+    dispatcher, _ = await run(ActionSearchProducts(), tracker(text))
+    (message,) = dispatcher.messages
+    assert "custom" not in message or not message["custom"]
+    assert message["text"]
+
+
+async def test_search_with_unusable_store_answers_politely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_folder = tmp_path / "store"
+    not_a_folder.write_text("this is a file, so Chroma cannot open a store here")
+    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(not_a_folder))
+    settings_module.get_settings.cache_clear()
+    services.product_search.cache_clear()
+    dispatcher, events = await run(ActionSearchProducts(), tracker("red dresses"))
+    assert "isn't working right now" in dispatcher.messages[0]["text"]
+    assert events == []
+
+
+def faq_tracker(key: str | None, confidence: float) -> Tracker:
+    selector = {"faq": {"response": {"intent_response_key": key, "confidence": confidence,
+                                     "utter_action": f"utter_{key}" if key else None}}}
+    return tracker("how long is shipping", intent="faq", response_selector=selector)
+
+
+async def test_faq_answers_confident_selection() -> None:
+    dispatcher, _ = await run(ActionAnswerFaq(), faq_tracker("faq/shipping", 0.93))
+    assert dispatcher.messages[0]["response"] == "utter_faq/shipping"
+
+
+@pytest.mark.parametrize(("key", "confidence"), [("faq/shipping", 0.2), (None, 0.0),
+                                                 ("faq/unknown_topic", 0.99)])
+async def test_faq_unsure_offers_topics(key: str | None, confidence: float) -> None:
+    dispatcher, _ = await run(ActionAnswerFaq(), faq_tracker(key, confidence))
+    (message,) = dispatcher.messages
+    assert "not sure" in message["text"]
+    assert len(message["buttons"]) == 4
