@@ -75,5 +75,7 @@ class ActionSearchProducts(Action):
         ]
 
 
-if os.environ.get("SHOPBOT_WARM_UP") == "1":  # set by the stack for the real action server
+# Warm up inside Sanic's worker process only (the stack sets SHOPBOT_WARM_UP): the parent
+# process never serves, and touching the model there would pin multiprocessing to "fork".
+if os.environ.get("SHOPBOT_WARM_UP") == "1" and os.environ.get("SANIC_WORKER_NAME"):
     services.warm_up()

@@ -192,6 +192,7 @@ class Stack:
             SHOPBOT_HOST=s.host,
             TOKENIZERS_PARALLELISM="false",
             SHOPBOT_WARM_UP="1",
+            SANIC_HOST=s.host,  # rasa_sdk binds 0.0.0.0 unless told otherwise
             PYTHONUNBUFFERED="1",
         )
         if s.chroma_host:
@@ -205,7 +206,7 @@ class Stack:
             Service(
                 "action server",
                 [python, "-m", "rasa_sdk", "--actions", "actions",
-                 "--port", str(s.action_port), "--logging-level", "INFO"],
+                 "--port", str(s.action_port)],
                 f"{self.action_url}/health", self.log_dir / "actions.log", self._app_env(),
             ),
             Service(
