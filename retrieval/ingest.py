@@ -15,7 +15,6 @@ from pathlib import Path
 from retrieval.catalog import LoadReport, Product, load_catalog
 from retrieval.embeddings import encode
 from retrieval.store import ProductStore
-from retrieval.vocab import CatalogVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def ingest_products(
         if stale:
             store.delete(stale)
         report.removed = len(stale)
-    store.save_vocab(CatalogVocabulary.from_products(products))
+    store.rebuild_indexes()
     report.seconds = round(time.perf_counter() - started, 3)
     logger.info("ingest: %s", report.as_dict())
     return report

@@ -6,6 +6,7 @@ parser would not dare to guess from a common word, for example).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from retrieval.vocab import CatalogVocabulary, normalise
 
 MAX_QUERY_CHARS = 500
 MAX_NGRAM = 4
+FUZZY_CUTOFF = 0.8
 
 # Brand names that are also ordinary words: only taken as a brand when the NLU said so.
 _AMBIGUOUS_BRAND_WORDS = {
@@ -155,6 +157,34 @@ def _merge(values: list[str], extra: list[str]) -> list[str]:
     return values + [v for v in extra if v not in values]
 
 
+def _fuzzy_facets(
+    tokens: list[str],
+    taken: list[bool],
+    vocab: CatalogVocabulary,
+    brand_table: dict[str, list[str]],
+    found: SearchConstraints,
+) -> None:
+    """Second pass for typos ("snekers", "tshrit", "adiddas"): close single-word matches."""
+    tables = [
+        ("article_type", "article_types", vocab.article_phrases()),
+        ("brand", "brands", brand_table),
+        ("colour", "colours", vocab.colour_phrases()),
+    ]
+    for i, token in enumerate(tokens):
+        if taken[i] or len(token) < 4 or _FILLER.fullmatch(token) or token.isdigit():
+            continue
+        for mention, attribute, table in tables:
+            if getattr(found, attribute):
+                continue
+            words = [w for w in table if " " not in w and abs(len(w) - len(token)) <= 2]
+            close = difflib.get_close_matches(token, words, n=1, cutoff=FUZZY_CUTOFF)
+            if close:
+                setattr(found, attribute, list(table[close[0]]))
+                found.mentions.setdefault(mention, close[0])
+                taken[i] = True
+                break
+
+
 def parse_query(
     text: str,
     vocab: CatalogVocabulary,
@@ -191,6 +221,7 @@ def parse_query(
     for _phrase, usages in _match_phrases(tokens, vocab.usage_phrases(), taken):
         found.usages = _merge(found.usages, usages)
 
+    _fuzzy_facets(tokens, taken, vocab, brand_table, found)
     leftover = " ".join(t for t, used in zip(tokens, taken, strict=True) if not used)
     found.text = " ".join(_FILLER.sub(" ", leftover).split())
     return found

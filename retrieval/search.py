@@ -1,7 +1,9 @@
-"""Product search: parse the query, filter by hard constraints, rank by meaning.
+"""Product search: parse the query, filter by hard constraints, rank by meaning and words.
 
-When the constraints match nothing, the softest one is relaxed (price, then colour, brand,
-gender) and the result says which, so the reply can be honest about it.
+Hybrid ranking fuses dense candidates (Chroma, MiniLM, metadata filters) with lexical ones
+(bm25s over the same filter, as a weight mask) by reciprocal-rank fusion. When the
+constraints match nothing, the softest one is relaxed (price, then colour, brand, gender)
+and the result says which, so the reply can be honest about it.
 """
 
 from __future__ import annotations
@@ -9,19 +11,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from retrieval.catalog import Product
 from retrieval.embeddings import encode
-from retrieval.query import SearchConstraints, parse_query, ranking_text
+from retrieval.query import MAX_QUERY_CHARS, SearchConstraints, parse_query, ranking_text
 from retrieval.store import ProductStore
 
 logger = logging.getLogger(__name__)
 
+Mode = Literal["hybrid", "dense", "lexical"]
+
 # Relaxed in this order when nothing matches; the article type is never dropped.
 RELAX_ORDER = ("price", "colour", "brand", "gender")
-CHEAP_POOL = 60
-# With no facet understood, weaker matches than this are noise (emoji, gibberish, "banana").
+CANDIDATES = 100
+RRF_K = 60
+# With no facet understood, weaker dense matches than this are noise (emoji, "banana").
 MIN_FREE_TEXT_SCORE = 0.3
 
 
@@ -75,6 +82,10 @@ def relax(constraints: SearchConstraints, what: str) -> SearchConstraints | None
     return None
 
 
+def has_filters(constraints: SearchConstraints) -> bool:
+    return build_where(constraints) is not None
+
+
 def _price_distance(product: Product, constraints: SearchConstraints) -> float:
     price = product.final_price
     if constraints.max_price is not None and price > constraints.max_price:
@@ -82,6 +93,15 @@ def _price_distance(product: Product, constraints: SearchConstraints) -> float:
     if constraints.min_price is not None and price < constraints.min_price:
         return constraints.min_price - price
     return 0.0
+
+
+def reciprocal_rank_fusion(*rankings: list[str], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Fuse ranked id lists: each id scores sum(1 / (k + rank)) over the lists it is in."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, pid in enumerate(ranking, start=1):
+            scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
 
 
 class ProductSearch:
@@ -103,43 +123,99 @@ class ProductSearch:
         offset: int = 0,
         entities: Iterable[dict[str, Any]] | None = None,
         constraints: SearchConstraints | None = None,
+        mode: Mode = "hybrid",
     ) -> SearchResult:
-        """Top ``k`` products for ``text`` after ``offset`` (for "show more")."""
+        """Top ``k`` products for ``text`` after ``offset`` (for "show more").
+
+        ``mode`` "dense" and "lexical" are the unfiltered single-ranker baselines the
+        benchmark compares against; shoppers always get "hybrid".
+        """
         k = max(1, min(int(k), 100))
         offset = max(0, int(offset))
+        text = (text or "")[:MAX_QUERY_CHARS]
+        if mode == "dense":
+            hits = self.store.query(encode([text])[0], offset + k)
+            return self._result([p for p, _ in hits], SearchConstraints(text=text), [], offset, k)
+        if mode == "lexical":
+            ranked = [pid for pid, _ in self._lexical_top(text, offset + k, None)]
+            return self._result(self.store.get(ranked), SearchConstraints(text=text), [],
+                                offset, k)
         constraints = constraints or self.understand(text, entities)
-        query_vector = encode([ranking_text(text, constraints)])[0]
-        wanted = offset + k
-        pool = max(wanted, CHEAP_POOL) if constraints.prefer_cheap else wanted
+        return self._hybrid(text, constraints, k, offset)
 
+    # -- internals ----------------------------------------------------------------------------
+
+    def _lexical_top(
+        self, text: str, n: int, mask: np.ndarray | None
+    ) -> list[tuple[str, float]]:
+        lexical = self.store.lexical
+        return lexical.top(text, n, mask) if lexical is not None else []
+
+    def _dense_top(
+        self, query_vector: np.ndarray, n: int, constraints: SearchConstraints
+    ) -> list[tuple[str, float]]:
+        """Exact masked search in the local index; Chroma's filtered HNSW when it is absent."""
+        lexical = self.store.lexical
+        where = build_where(constraints)
+        if lexical is not None and lexical.vectors is not None:
+            mask = lexical.facets.mask(constraints) if where else None
+            return lexical.dense_top(query_vector, n, mask)
+        return [(p.id, score) for p, score in self.store.query(query_vector, n, where)]
+
+    def _matching(self, constraints: SearchConstraints) -> int | None:
+        """How many products satisfy the constraints (None when the facet table is missing)."""
+        lexical = self.store.lexical
+        return int(lexical.facets.mask(constraints).sum()) if lexical is not None else None
+
+    def _hybrid(
+        self, text: str, constraints: SearchConstraints, k: int, offset: int
+    ) -> SearchResult:
         relaxed: list[str] = []
         active = constraints
-        where = build_where(active)
-        hits = self.store.query(query_vector, pool, where)
-        if where is None:
-            hits = [hit for hit in hits if hit[1] >= MIN_FREE_TEXT_SCORE]
         for what in RELAX_ORDER:
-            if hits:
+            if self._matching(active) != 0:
                 break
             looser = relax(active, what)
-            if looser is None:
-                continue
-            relaxed.append(what)
-            active = looser
-            extra = max(pool, CHEAP_POOL) if what == "price" else pool
-            hits = self.store.query(query_vector, extra, build_where(active))
-            if what == "price" and hits:
-                # "the closest" to the asked price first, then by relevance.
-                hits.sort(key=lambda hit: (_price_distance(hit[0], constraints), -hit[1]))
-        if constraints.prefer_cheap and not relaxed:
-            hits.sort(key=lambda hit: hit[0].final_price)
-        page = hits[offset:wanted]
+            if looser is not None:
+                relaxed.append(what)
+                active = looser
+        wanted = offset + k
+        depth = max(CANDIDATES, wanted)
+        query_text = ranking_text(text, active)
+        where = build_where(active)
+
+        dense_ranked = self._dense_top(encode([query_text])[0], depth, active)
+        if where is None:
+            dense_ranked = [hit for hit in dense_ranked if hit[1] >= MIN_FREE_TEXT_SCORE]
+        lexical = self.store.lexical
+        mask = lexical.facets.mask(active) if lexical is not None and where else None
+        lexical_ids = [] if where is None and not dense_ranked else [
+            pid for pid, _ in self._lexical_top(query_text, depth, mask)
+        ]
+        fused = reciprocal_rank_fusion([pid for pid, _ in dense_ranked], lexical_ids)
+        # Re-sorting by price needs a wider pool than the page.
+        resort = constraints.prefer_cheap or "price" in relaxed
+        pool = fused[:max(wanted, 60)] if resort else fused[:wanted]
+        by_id = {p.id: p for p in self.store.get([pid for pid, _ in pool])}
+        ranked = [(by_id[pid], score) for pid, score in pool if pid in by_id]
+
+        if "price" in relaxed:
+            # "the closest" to the asked price first, then by relevance.
+            ranked.sort(key=lambda hit: (_price_distance(hit[0], constraints), -hit[1]))
+        elif constraints.prefer_cheap:
+            ranked.sort(key=lambda hit: hit[0].final_price)
         if relaxed:
             logger.info("search %r relaxed %s", text[:80], relaxed)
+        page = ranked[offset:wanted]
         return SearchResult(
-            products=[p for p, _ in page],
-            constraints=constraints,
-            relaxed=relaxed,
-            offset=offset,
-            scores=[s for _, s in page],
+            products=[p for p, _ in page], constraints=constraints, relaxed=relaxed,
+            offset=offset, scores=[s for _, s in page],
         )
+
+    @staticmethod
+    def _result(
+        products: list[Product], constraints: SearchConstraints, relaxed: list[str],
+        offset: int, k: int,
+    ) -> SearchResult:
+        return SearchResult(products=products[offset:offset + k], constraints=constraints,
+                            relaxed=relaxed, offset=offset)

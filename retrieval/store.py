@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from retrieval.catalog import Product
-from retrieval.embeddings import MiniLMEmbeddingFunction
+from retrieval.embeddings import DIMENSIONS, MiniLMEmbeddingFunction
+from retrieval.lexical import LexicalIndex
 from retrieval.vocab import CatalogVocabulary
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class ProductStore:
             configuration={"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}},
         )
         self._vocab: CatalogVocabulary | None = None
+        self._lexical: LexicalIndex | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, store_dir: Path | None = None) -> ProductStore:
@@ -103,6 +106,29 @@ class ProductStore:
             if len(batch) < _GET_BATCH:
                 return ids
             offset += _GET_BATCH
+
+    def all_products(self, with_vectors: bool = False) -> tuple[list[Product], np.ndarray | None]:
+        """Every stored product, and optionally its embedding rows in the same order."""
+        products: list[Product] = []
+        vectors: list[np.ndarray] = []
+        include = ["metadatas", "embeddings"] if with_vectors else ["metadatas"]
+        offset = 0
+        while True:
+            batch = self.collection.get(include=include, limit=_GET_BATCH, offset=offset)
+            metas = batch["metadatas"] or []
+            rows = batch["embeddings"] if with_vectors else [None] * len(metas)
+            for meta, row in zip(metas, rows, strict=True):
+                if meta and "record" in meta:
+                    products.append(product_from_metadata(meta))
+                    if with_vectors:
+                        vectors.append(np.asarray(row, dtype=np.float32))
+            if len(batch["ids"]) < _GET_BATCH:
+                break
+            offset += _GET_BATCH
+        if not with_vectors:
+            return products, None
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, DIMENSIONS), np.float32)
+        return products, matrix
 
     def upsert(self, products: Sequence[Product], embeddings: Sequence[Sequence[float]]) -> None:
         self.collection.upsert(
@@ -169,6 +195,21 @@ class ProductStore:
     def save_vocab(self, vocab: CatalogVocabulary) -> None:
         vocab.save(self.store_dir)
         self._vocab = vocab
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The BM25 index and facet table (None for a store ingested before they existed)."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex.load(self.store_dir)
+        return self._lexical
+
+    def rebuild_indexes(self) -> None:
+        """Refresh vocabulary, BM25 index and facets from everything the store now holds."""
+        products, vectors = self.all_products(with_vectors=True)
+        self.save_vocab(CatalogVocabulary.from_products(products))
+        lexical = LexicalIndex.build(products, vectors)
+        lexical.save(self.store_dir)
+        self._lexical = lexical
 
     def read_meta(self) -> dict[str, Any]:
         path = self.store_dir / META_FILE

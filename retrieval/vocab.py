@@ -86,7 +86,7 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().replace("-", " ").replace("&", " and ").split())
 
 
-def _singular(word: str) -> str:
+def singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("ches", "shes", "sses", "xes")):
@@ -142,7 +142,7 @@ class CatalogVocabulary:
         table: dict[str, list[str]] = {}
         for article in self.article_types:
             phrase = _norm(article)
-            for form in {phrase, _singular(phrase), phrase.replace(" ", "")}:
+            for form in {phrase, singular(phrase), phrase.replace(" ", "")}:
                 table.setdefault(form, []).append(article)
         for word, targets in ARTICLE_SYNONYMS.items():
             present = [t for t in targets if t in self.article_types]

@@ -83,3 +83,24 @@ def test_cheap_is_a_preference_not_a_filter(vocab: CatalogVocabulary) -> None:
 def test_odd_input_never_raises(vocab: CatalogVocabulary, text: str) -> None:
     c = parse_query(text, vocab)
     assert c.article_types == [] and c.max_price is None
+
+
+@pytest.mark.parametrize(
+    ("text", "article_types", "colours"),
+    [
+        ("snekers", {"Casual Shoes", "Sports Shoes"}, set()),
+        ("tshrit", {"Tshirts"}, set()),
+        ("jeens", {"Jeans"}, set()),
+        ("blak heels", {"Heels"}, {"Black"}),
+    ],
+)
+def test_typos_in_product_words(vocab: CatalogVocabulary, text: str, article_types: set[str],
+                                colours: set[str]) -> None:
+    c = parse_query(text, vocab)
+    assert set(c.article_types) == article_types
+    assert set(c.colours) == colours
+
+
+def test_typo_pass_leaves_ordinary_words_alone(vocab: CatalogVocabulary) -> None:
+    c = parse_query("something nice please", vocab)
+    assert not (c.article_types or c.colours or c.brands)

@@ -121,3 +121,18 @@ def test_real_catalog_slice_with_photos(tmp_path: Path) -> None:
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         first = json.loads(handle.readline())
     assert store.get([str(first["id"])])[0].name == first["name"]
+
+
+def test_lexical_and_dense_baselines_and_hybrid(sample_search: ProductSearch) -> None:
+    lexical = sample_search.search("chikankari kurta", k=3, mode="lexical")
+    assert lexical.products and "Chikankari" in lexical.products[0].name
+    dense = sample_search.search("party wear dress", k=3, mode="dense")
+    assert len(dense.products) == 3
+    hybrid = sample_search.search("chikankari kurta", k=3)
+    assert "Chikankari" in hybrid.products[0].name
+
+
+def test_typo_query_end_to_end(sample_search: ProductSearch) -> None:
+    result = sample_search.search("snekers for men", k=5)
+    assert result.products
+    assert all(p.article_type in ("Casual Shoes", "Sports Shoes") for p in result.products)
