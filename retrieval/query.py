@@ -23,6 +23,15 @@ _AMBIGUOUS_BRAND_WORDS = {
     "only", "w", "free", "people", "style", "fashion", "global", "united", "basics", "gap",
     "guess", "next", "mango", "red", "black", "white", "blue", "wear", "bare", "and", "in",
     "for", "the", "smart", "forever", "kids", "men", "women", "casual", "party", "sport",
+    "denim", "gold", "silver", "classic", "basic", "urban", "royal", "active", "street",
+}
+# Words the typo pass must never bend into a facet ("winter" is not a typo of "wine").
+_PROTECTED_WORDS = {
+    "summer", "winter", "spring", "autumn", "fall", "monsoon", "festive", "wedding", "party",
+    "formal", "casual", "ethnic", "office", "sports", "travel", "wear", "outfit", "clothes",
+    "nice", "good", "best", "latest", "new", "stylish", "trendy", "comfortable", "light",
+    "heavy", "warm", "cool", "long", "short", "plain", "printed", "solid", "cotton", "silk",
+    "leather", "woolen", "woollen", "wool", "linen", "diwali", "gift", "gifts", "present",
 }
 _FILLER = re.compile(
     r"\b(show|me|find|get|i|im|i'm|want|need|looking|look|for|some|any|a|an|the|please|pls|"
@@ -140,6 +149,8 @@ def _match_phrases(
             if any(taken[start:start + size]):
                 continue
             phrase = " ".join(tokens[start:start + size])
+            if phrase not in table and size == 2 and "".join(tokens[start:start + 2]) in table:
+                phrase = "".join(tokens[start:start + 2])
             if phrase in table:
                 matches.append((phrase, table[phrase]))
                 for i in range(start, start + size):
@@ -171,7 +182,8 @@ def _fuzzy_facets(
         ("colour", "colours", vocab.colour_phrases()),
     ]
     for i, token in enumerate(tokens):
-        if taken[i] or len(token) < 4 or _FILLER.fullmatch(token) or token.isdigit():
+        if (taken[i] or len(token) < 4 or _FILLER.fullmatch(token) or token.isdigit()
+                or token in _PROTECTED_WORDS):
             continue
         for mention, attribute, table in tables:
             if getattr(found, attribute):

@@ -41,6 +41,7 @@ class SearchResult:
     relaxed: list[str] = field(default_factory=list)
     offset: int = 0
     scores: list[float] = field(default_factory=list)
+    exact_matches: int | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -167,6 +168,36 @@ class ProductSearch:
         lexical = self.store.lexical
         return int(lexical.facets.mask(constraints).sum()) if lexical is not None else None
 
+    def _rank(
+        self, text: str, active: SearchConstraints, wanted: int, pool_size: int
+    ) -> list[tuple[Product, float]]:
+        """Dense and lexical candidates under ``active`` fused by RRF, best first."""
+        query_text = ranking_text(text, active)
+        where = build_where(active)
+        depth = max(CANDIDATES, wanted)
+        dense_ranked = self._dense_top(encode([query_text])[0], depth, active)
+        if where is None:
+            dense_ranked = [hit for hit in dense_ranked if hit[1] >= MIN_FREE_TEXT_SCORE]
+        lexical = self.store.lexical
+        mask = lexical.facets.mask(active) if lexical is not None and where else None
+        lexical_ids = [] if where is None and not dense_ranked else [
+            pid for pid, _ in self._lexical_top(query_text, depth, mask)
+        ]
+        fused = reciprocal_rank_fusion([pid for pid, _ in dense_ranked], lexical_ids)
+        pool = fused[:max(wanted, pool_size)]
+        by_id = {p.id: p for p in self.store.get([pid for pid, _ in pool])}
+        return [(by_id[pid], score) for pid, score in pool if pid in by_id]
+
+    def _cheap_cap(self, active: SearchConstraints) -> SearchConstraints:
+        """'cheap' means the cheapest quarter of what matches, unless a budget was given."""
+        lexical = self.store.lexical
+        if lexical is None or active.max_price is not None:
+            return active
+        prices = lexical.facets.price[lexical.facets.mask(active)]
+        if len(prices) < 8:
+            return active
+        return replace(active, max_price=float(np.percentile(prices, 25)))
+
     def _hybrid(
         self, text: str, constraints: SearchConstraints, k: int, offset: int
     ) -> SearchResult:
@@ -179,37 +210,36 @@ class ProductSearch:
             if looser is not None:
                 relaxed.append(what)
                 active = looser
+        if constraints.prefer_cheap and not relaxed:
+            active = self._cheap_cap(active)
         wanted = offset + k
-        depth = max(CANDIDATES, wanted)
-        query_text = ranking_text(text, active)
-        where = build_where(active)
-
-        dense_ranked = self._dense_top(encode([query_text])[0], depth, active)
-        if where is None:
-            dense_ranked = [hit for hit in dense_ranked if hit[1] >= MIN_FREE_TEXT_SCORE]
-        lexical = self.store.lexical
-        mask = lexical.facets.mask(active) if lexical is not None and where else None
-        lexical_ids = [] if where is None and not dense_ranked else [
-            pid for pid, _ in self._lexical_top(query_text, depth, mask)
-        ]
-        fused = reciprocal_rank_fusion([pid for pid, _ in dense_ranked], lexical_ids)
-        # Re-sorting by price needs a wider pool than the page.
         resort = constraints.prefer_cheap or "price" in relaxed
-        pool = fused[:max(wanted, 60)] if resort else fused[:wanted]
-        by_id = {p.id: p for p in self.store.get([pid for pid, _ in pool])}
-        ranked = [(by_id[pid], score) for pid, score in pool if pid in by_id]
-
+        ranked = self._rank(text, active, wanted, 60 if resort else wanted)
         if "price" in relaxed:
             # "the closest" to the asked price first, then by relevance.
             ranked.sort(key=lambda hit: (_price_distance(hit[0], constraints), -hit[1]))
         elif constraints.prefer_cheap:
             ranked.sort(key=lambda hit: hit[0].final_price)
+
+        exact = len(ranked)
+        if exact < wanted and build_where(active) is not None:
+            # Too few exact matches: fill the page with the closest, and say so.
+            for what in RELAX_ORDER:
+                looser = relax(active, what)
+                if looser is None:
+                    continue
+                seen = {p.id for p, _ in ranked}
+                extra = [hit for hit in self._rank(text, looser, wanted, wanted)
+                         if hit[0].id not in seen]
+                ranked += extra[:wanted - len(ranked)]
+                relaxed.append(what)
+                break
         if relaxed:
             logger.info("search %r relaxed %s", text[:80], relaxed)
         page = ranked[offset:wanted]
         return SearchResult(
             products=[p for p, _ in page], constraints=constraints, relaxed=relaxed,
-            offset=offset, scores=[s for _, s in page],
+            offset=offset, scores=[s for _, s in page], exact_matches=exact,
         )
 
     @staticmethod

@@ -7,6 +7,7 @@ same code works for any catalog; only the small synonym table below is hand-made
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ ARTICLE_SYNONYMS: dict[str, list[str]] = {
     "bags": ["Handbags", "Backpacks", "Laptop Bag", "Duffel Bag", "Messenger Bag", "Clutches"],
     "tote": ["Handbags"], "sling bag": ["Handbags"],
     "pants": ["Trousers", "Track Pants"], "chinos": ["Trousers"], "joggers": ["Track Pants"],
-    "trackpants": ["Track Pants"], "denims": ["Jeans"], "denim": ["Jeans"],
+    "trackpants": ["Track Pants"], "denims": ["Jeans"],
     "hoodie": ["Sweatshirts"], "hoodies": ["Sweatshirts"], "pullover": ["Sweaters"],
     "cardigan": ["Sweaters"], "gown": ["Dresses"], "frock": ["Dresses"],
     "kurti": ["Kurtis", "Kurtas"], "kurtis": ["Kurtis", "Kurtas"],
@@ -46,7 +47,28 @@ ARTICLE_SYNONYMS: dict[str, list[str]] = {
     "watch": ["Watches"], "wristwatch": ["Watches"], "blazer": ["Blazers"],
     "tracksuit": ["Tracksuits"], "swimsuit": ["Swimwear"], "bikini": ["Swimwear"],
     "nightsuit": ["Night suits"], "pyjamas": ["Lounge Pants", "Night suits"],
+    "salwar suit": ["Kurta Sets", "Salwar and Dupatta"],
+    "salwar kameez": ["Kurta Sets", "Salwar and Dupatta"], "suit set": ["Kurta Sets"],
+    "kurta pyjama": ["Kurta Sets", "Kurtas"], "kurta set": ["Kurta Sets"],
+    "jhumka": ["Earrings"], "jhumkas": ["Earrings"], "jhumki": ["Earrings"],
+    "studs": ["Earrings"], "bangle": ["Bangle"], "bangles": ["Bangle"],
+    "cuff links": ["Cufflinks"], "sweatpants": ["Track Pants"],
 }
+
+# Shopper words that widen an exact catalog type: women's sandals are often filed as
+# Flats or Heels, so "sandals" means all of them.
+ARTICLE_WIDENING: dict[str, list[str]] = {
+    "sandals": ["Sandals", "Sports Sandals", "Flats", "Heels"],
+    "sandal": ["Sandals", "Sports Sandals", "Flats", "Heels"],
+}
+
+# Colours a shopper treats as one: asking for one also accepts the others.
+COLOUR_FAMILIES: list[set[str]] = [
+    {"Maroon", "Burgundy", "Wine"},
+    {"Off White", "Cream"},
+    {"Grey", "Grey Melange"},
+    {"Gold", "Golden"},
+]
 
 COLOUR_SYNONYMS: dict[str, list[str]] = {
     "navy": ["Navy Blue"], "gray": ["Grey"], "golden": ["Gold"], "burgundy": ["Maroon"],
@@ -78,6 +100,7 @@ USAGE_WORDS: dict[str, str] = {
     "sports": "Sports", "sport": "Sports", "gym": "Sports", "running": "Sports",
     "workout": "Sports", "training": "Sports",
     "ethnic": "Ethnic", "traditional": "Ethnic", "festive": "Ethnic", "wedding": "Ethnic",
+    "diwali": "Ethnic",
     "travel": "Travel", "smart casual": "Smart Casual",
 }
 
@@ -148,6 +171,10 @@ class CatalogVocabulary:
             present = [t for t in targets if t in self.article_types]
             if present and word not in table:
                 table[word] = present
+        for word, targets in ARTICLE_WIDENING.items():
+            present = [t for t in targets if t in self.article_types]
+            if present:
+                table[word] = present
         return table
 
     def colour_phrases(self) -> dict[str, list[str]]:
@@ -164,12 +191,24 @@ class CatalogVocabulary:
             present = [t for t in targets if t in self.colours]
             if present and word not in table:
                 table[word] = present
+        for colours in table.values():
+            for family in COLOUR_FAMILIES:
+                if family & set(colours):
+                    colours.extend(c for c in sorted(family) if c in self.colours
+                                   and c not in colours)
         return table
 
     def brand_phrases(self) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
         for brand in self.brands:
-            table.setdefault(_norm(brand), []).append(brand)
+            # "U.S. Polo Assn." -> "u s polo assn" and "us polo assn"; "Ray-Ban" -> "rayban".
+            words = re.sub(r"[^a-z0-9 ]", " ", _norm(brand)).split()
+            if not words:
+                continue
+            for form in {" ".join(words), "".join(words),
+                         " ".join(w for w in words if len(w) > 1)}:
+                if form and brand not in table.get(form, []):
+                    table.setdefault(form, []).append(brand)
         return table
 
     def gender_phrases(self) -> dict[str, list[str]]:
