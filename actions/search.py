@@ -30,6 +30,9 @@ def _headline(result: SearchResult) -> str:
     wanted = result.constraints.describe()
     if result.relaxed:
         dropped = " or ".join(RELAXED_WORDS[r] for r in result.relaxed)
+        if result.exact_matches:
+            return (f"I found {result.exact_matches} {wanted}; after those come the closest "
+                    f"matches outside {dropped}:")
         return f"I couldn't find {wanted}. Here are the closest matches outside {dropped}:"
     return f"Here are some {wanted}:" if wanted != "products" else "Here's what I found:"
 

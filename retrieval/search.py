@@ -221,8 +221,8 @@ class ProductSearch:
         elif constraints.prefer_cheap:
             ranked.sort(key=lambda hit: hit[0].final_price)
 
-        exact = len(ranked)
-        if exact < wanted and build_where(active) is not None:
+        exact = 0 if relaxed else len(ranked)
+        if not relaxed and exact < wanted and build_where(active) is not None:
             # Too few exact matches: fill the page with the closest, and say so.
             for what in RELAX_ORDER:
                 looser = relax(active, what)

@@ -60,9 +60,13 @@ def test_red_dresses_are_red_dresses(sample_search: ProductSearch) -> None:
 
 def test_price_limit_is_respected(sample_search: ProductSearch) -> None:
     result = sample_search.search("black heels under 1500", k=10)
-    assert result.products
-    assert all(p.article_type == "Heels" and p.base_colour == "Black" for p in result.products)
-    assert all(p.final_price <= 1500 for p in result.products)
+    exact = result.products[:result.exact_matches]
+    assert exact
+    assert all(p.article_type == "Heels" and p.base_colour == "Black" for p in exact)
+    assert all(p.final_price <= 1500 for p in exact)
+    if len(result.products) > len(exact):  # the page is filled with the closest, and says so
+        assert result.relaxed == ["price"]
+        assert all(p.article_type == "Heels" for p in result.products)
 
 
 def test_show_more_pages_do_not_repeat(sample_search: ProductSearch) -> None:
