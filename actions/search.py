@@ -13,6 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import services
 from actions.replies import product_list
 from retrieval.cards import cards_payload
+from retrieval.query import SearchConstraints
+from retrieval.refine import refine_constraints
 from retrieval.search import SearchResult
 from shopbot.settings import get_settings
 
@@ -37,6 +39,41 @@ def _headline(result: SearchResult) -> str:
     return f"Here are some {wanted}:" if wanted != "products" else "Here's what I found:"
 
 
+def reply_with_results(
+    dispatcher: CollectingDispatcher, result: SearchResult, query: str, page: int
+) -> list[dict[str, Any]]:
+    """Text + product cards for a result page, and the slots the next turn builds on."""
+    if not result.products:
+        if page:
+            dispatcher.utter_message(text="That's everything I have for that search. "
+                                          "Try changing the colour, brand or budget.")
+            return []
+        dispatcher.utter_message(
+            text="Sorry, I couldn't find any products matching that. "
+            "Try describing it differently, e.g. 'black heels under 1500'."
+        )
+        return [SlotSet("search_query", query), SlotSet("shown_products", [])]
+    headline = _headline(result) if not page else f"More {result.constraints.describe()}:"
+    dispatcher.utter_message(
+        text=headline + "\n" + product_list(result.products, start=result.offset + 1),
+        json_message=cards_payload(result.products, query=query),
+    )
+    return [
+        SlotSet("search_query", query),
+        SlotSet("search_filters", result.constraints.to_dict()),
+        SlotSet("shown_products", result.ids),
+        SlotSet("search_page", float(page)),
+    ]
+
+
+def search_failed(dispatcher: CollectingDispatcher, text: str) -> list[dict[str, Any]]:
+    logger.exception("product search failed for %r", text[:200])
+    dispatcher.utter_message(
+        text="Sorry, product search isn't working right now. Please try again shortly."
+    )
+    return []
+
+
 class ActionSearchProducts(Action):
     def name(self) -> str:
         return "action_search_products"
@@ -49,33 +86,71 @@ class ActionSearchProducts(Action):
         if not text:
             dispatcher.utter_message(text="Tell me what you're looking for, e.g. 'red dresses'.")
             return []
-        settings = get_settings()
         try:
             result = services.product_search().search(
-                text, k=settings.search_page_size, entities=message.get("entities")
+                text, k=get_settings().search_page_size, entities=message.get("entities")
             )
         except Exception:
-            logger.exception("product search failed for %r", text[:200])
-            dispatcher.utter_message(
-                text="Sorry, product search isn't working right now. Please try again shortly."
+            return search_failed(dispatcher, text)
+        return reply_with_results(dispatcher, result, text, page=0)
+
+
+class ActionRefineSearch(Action):
+    """'cheaper ones', 'in blue', 'for women instead': change the last search and rerun it."""
+
+    def name(self) -> str:
+        return "action_refine_search"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        message = tracker.latest_message or {}
+        text = (message.get("text") or "").strip()
+        previous = tracker.get_slot("search_filters")
+        query = tracker.get_slot("search_query") or text
+        try:
+            search = services.product_search()
+            if not previous:  # nothing to refine: treat it as a new search
+                result = search.search(text, k=get_settings().search_page_size,
+                                       entities=message.get("entities"))
+                return reply_with_results(dispatcher, result, text, page=0)
+            shown = search.store.get(tracker.get_slot("shown_products") or [])
+            constraints = refine_constraints(
+                SearchConstraints.from_dict(previous), text, search.store.vocab, shown,
+                message.get("entities"),
             )
+            result = search.search(query, k=get_settings().search_page_size,
+                                   constraints=constraints)
+        except Exception:
+            return search_failed(dispatcher, text)
+        return reply_with_results(dispatcher, result, query, page=0)
+
+
+class ActionShowMore(Action):
+    """'show more': the next page of the last search."""
+
+    def name(self) -> str:
+        return "action_show_more"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        previous = tracker.get_slot("search_filters")
+        query = tracker.get_slot("search_query")
+        if not previous or not query:
+            dispatcher.utter_message(text="Tell me what you're looking for first, "
+                                          "e.g. 'white sneakers for men'.")
             return []
-        if not result.products:
-            dispatcher.utter_message(
-                text="Sorry, I couldn't find any products matching that. "
-                "Try describing it differently, e.g. 'black heels under 1500'."
+        page = int(tracker.get_slot("search_page") or 0) + 1
+        size = get_settings().search_page_size
+        try:
+            result = services.product_search().search(
+                query, k=size, offset=page * size,
+                constraints=SearchConstraints.from_dict(previous),
             )
-            return [SlotSet("search_query", text), SlotSet("shown_products", [])]
-        dispatcher.utter_message(
-            text=_headline(result) + "\n" + product_list(result.products),
-            json_message=cards_payload(result.products, query=text),
-        )
-        return [
-            SlotSet("search_query", text),
-            SlotSet("search_filters", result.constraints.to_dict()),
-            SlotSet("shown_products", result.ids),
-            SlotSet("search_page", 0.0),
-        ]
+        except Exception:
+            return search_failed(dispatcher, query)
+        return reply_with_results(dispatcher, result, query, page=page)
 
 
 # Warm up inside Sanic's worker process only (the stack sets SHOPBOT_WARM_UP): the parent

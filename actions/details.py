@@ -1,0 +1,119 @@
+"""Product details and comparison: "tell me about the second one", "compare the first two"."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import services
+from actions.replies import price_text
+from retrieval.cards import cards_payload
+from retrieval.catalog import Product
+from retrieval.refine import positions
+
+logger = logging.getLogger(__name__)
+
+NOTHING_SHOWN = "Search for something first, then ask about a product by its number."
+COMPARE_FIELDS = ("Fabric", "Fit", "Pattern", "Sleeve Length", "Type", "Material",
+                  "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
+
+
+def referenced_products(tracker: Tracker) -> tuple[list[Product], list[Product]]:
+    """(products the message points at, products shown last), in the order mentioned."""
+    shown_ids = tracker.get_slot("shown_products") or []
+    shown = services.product_search().store.get(shown_ids)
+    text = (tracker.latest_message or {}).get("text") or ""
+    picked = [shown[i - 1] for i in positions(text, len(shown))]
+    return picked, shown
+
+
+def describe(product: Product) -> str:
+    lines = [f"{product.name} by {product.brand or 'an independent brand'}",
+             f"Price: {price_text(product)}"]
+    facts = [product.base_colour, product.gender, product.article_type, product.usage]
+    lines.append(" · ".join(f for f in facts if f))
+    if product.sizes:
+        lines.append("Sizes: " + ", ".join(product.sizes))
+    if product.attributes:
+        lines.append("; ".join(f"{k}: {v}" for k, v in list(product.attributes.items())[:8]))
+    if product.description:
+        text = product.description
+        lines.append(text if len(text) <= 600 else text[:600].rsplit(" ", 1)[0] + "...")
+    lines.append(f"Product id {product.id}")
+    return "\n".join(lines)
+
+
+def comparison(products: list[Product]) -> str:
+    rows = [("", [f"#{i}" for i in range(1, len(products) + 1)]),
+            ("Price", [price_text(p) for p in products]),
+            ("Brand", [p.brand or "-" for p in products]),
+            ("Colour", [p.base_colour or "-" for p in products]),
+            ("Sizes", [", ".join(p.sizes) or "-" for p in products])]
+    for field in COMPARE_FIELDS:
+        values = [p.attributes.get(field, "-") for p in products]
+        if any(v != "-" for v in values):
+            rows.append((field, values))
+    names = "\n".join(f"#{i}: {p.name}" for i, p in enumerate(products, 1))
+    body = "\n".join(f"{label}: " + " | ".join(values) for label, values in rows[1:])
+    cheapest = min(products, key=lambda p: p.final_price)
+    return f"{names}\n{body}\nCheapest: {cheapest.name} at {price_text(cheapest)}."
+
+
+class ActionProductDetails(Action):
+    def name(self) -> str:
+        return "action_product_details"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        try:
+            picked, shown = referenced_products(tracker)
+        except Exception:
+            logger.exception("could not load the products shown to %s", tracker.sender_id)
+            dispatcher.utter_message(text="Sorry, I can't look that product up right now.")
+            return []
+        if not shown:
+            dispatcher.utter_message(text=NOTHING_SHOWN)
+            return []
+        if not picked:
+            if len(shown) != 1:
+                dispatcher.utter_message(
+                    text=f"Which one? Say e.g. 'the second one' (1 to {len(shown)}).")
+                return []
+            picked = shown
+        product = picked[0]
+        dispatcher.utter_message(text=describe(product), json_message=cards_payload([product]))
+        return []
+
+
+class ActionCompareProducts(Action):
+    def name(self) -> str:
+        return "action_compare_products"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        try:
+            picked, shown = referenced_products(tracker)
+        except Exception:
+            logger.exception("could not load the products shown to %s", tracker.sender_id)
+            dispatcher.utter_message(text="Sorry, I can't compare products right now.")
+            return []
+        if not shown:
+            dispatcher.utter_message(text=NOTHING_SHOWN)
+            return []
+        if len(picked) < 2:
+            if len(shown) < 2:
+                dispatcher.utter_message(text="I need at least two products to compare.")
+                return []
+            picked = picked or shown[:2]
+            if len(picked) < 2:
+                dispatcher.utter_message(
+                    text="Which two? Say e.g. 'compare the first two' or 'compare 1 and 3'.")
+                return []
+        products = picked[:4]
+        dispatcher.utter_message(text=comparison(products), json_message=cards_payload(products))
+        return []
