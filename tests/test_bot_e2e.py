@@ -106,6 +106,42 @@ def test_cheap_heels_conversation_respects_the_budget(stack: Stack,
         assert "outside that price range" in texts(found)
 
 
+def refinement_conversation(stack: Stack, store: ProductStore, sender: str) -> None:
+    """Search, page, refine price and colour, open one product, compare two - over REST."""
+    first = cards(say(stack, sender, "show me red dresses"))
+    assert len(first) == 5
+    assert all(p.base_colour == "Red" and p.article_type == "Dresses"
+               for p in store.get([c["id"] for c in first]))
+
+    more = say(stack, sender, "show me more")
+    more_cards = cards(more)
+    assert more_cards and not {c["id"] for c in more_cards} & {c["id"] for c in first}
+    assert all(c["article_type"] == "Dresses" for c in more_cards)
+
+    cheaper = say(stack, sender, "cheaper ones")
+    cheap_cards = cards(cheaper)
+    median = sorted(c["final_price"] for c in more_cards)[len(more_cards) // 2]
+    assert cheap_cards and all(c["colour"] == "Red" for c in cheap_cards)
+    assert cheap_cards[0]["final_price"] < median
+
+    blue = cards(say(stack, sender, "in blue"))
+    assert blue and all(c["article_type"] == "Dresses" for c in blue)
+    assert all("Blue" in c["colour"] for c in blue[:1])
+
+    details = say(stack, sender, "tell me about the second one")
+    (opened,) = cards(details)
+    assert opened["id"] == blue[1]["id"]
+    assert "Price:" in texts(details)
+
+    compared = say(stack, sender, "compare the first two")
+    assert [c["id"] for c in cards(compared)] == [c["id"] for c in blue[:2]]
+    assert "Cheapest:" in texts(compared)
+
+
+def test_refinement_over_rest(stack: Stack, sample_store: ProductStore) -> None:
+    refinement_conversation(stack, sample_store, "e2e-refiner")
+
+
 def test_demo_page_proxy_reaches_the_bot(stack: Stack) -> None:
     status, messages = post(f"{stack.web_url}/api/chat",
                             {"sender": "web-shopper", "message": "show me red dresses"})
