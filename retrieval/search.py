@@ -198,18 +198,33 @@ class ProductSearch:
             return active
         return replace(active, max_price=float(np.percentile(prices, 25)))
 
-    def _hybrid(
-        self, text: str, constraints: SearchConstraints, k: int, offset: int
-    ) -> SearchResult:
+    def _relax_until_matching(
+        self, constraints: SearchConstraints
+    ) -> tuple[list[str], SearchConstraints]:
+        """Drop the softest single constraint that makes something match; failing that,
+        drop them cumulatively in RELAX_ORDER."""
+        if self._matching(constraints) != 0:
+            return [], constraints
+        for what in RELAX_ORDER:
+            looser = relax(constraints, what)
+            if looser is not None and self._matching(looser) != 0:
+                return [what], looser
         relaxed: list[str] = []
         active = constraints
         for what in RELAX_ORDER:
+            looser = relax(active, what)
+            if looser is None:
+                continue
+            relaxed.append(what)
+            active = looser
             if self._matching(active) != 0:
                 break
-            looser = relax(active, what)
-            if looser is not None:
-                relaxed.append(what)
-                active = looser
+        return relaxed, active
+
+    def _hybrid(
+        self, text: str, constraints: SearchConstraints, k: int, offset: int
+    ) -> SearchResult:
+        relaxed, active = self._relax_until_matching(constraints)
         if constraints.prefer_cheap and not relaxed:
             active = self._cheap_cap(active)
         wanted = offset + k
