@@ -21,13 +21,22 @@ COMPARE_FIELDS = ("Fabric", "Fit", "Pattern", "Sleeve Length", "Type", "Material
                   "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
 
 
-def referenced_products(tracker: Tracker) -> tuple[list[Product], list[Product]]:
-    """(products the message points at, products shown last), in the order mentioned."""
-    shown_ids = tracker.get_slot("shown_products") or []
-    shown = services.product_search().store.get(shown_ids)
+def referenced_products(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> tuple[list[Product], list[Product]] | None:
+    """(products the message points at, products shown last), in the order mentioned;
+    None after telling the shopper why there is nothing to refer to."""
+    try:
+        shown = services.product_search().store.get(tracker.get_slot("shown_products") or [])
+    except Exception:
+        logger.exception("could not load the products shown to %s", tracker.sender_id)
+        dispatcher.utter_message(text="Sorry, I can't look those products up right now.")
+        return None
+    if not shown:
+        dispatcher.utter_message(text=NOTHING_SHOWN)
+        return None
     text = (tracker.latest_message or {}).get("text") or ""
-    picked = [shown[i - 1] for i in positions(text, len(shown))]
-    return picked, shown
+    return [shown[i - 1] for i in positions(text, len(shown))], shown
 
 
 def describe(product: Product) -> str:
@@ -69,15 +78,10 @@ class ActionProductDetails(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        try:
-            picked, shown = referenced_products(tracker)
-        except Exception:
-            logger.exception("could not load the products shown to %s", tracker.sender_id)
-            dispatcher.utter_message(text="Sorry, I can't look that product up right now.")
+        references = referenced_products(dispatcher, tracker)
+        if references is None:
             return []
-        if not shown:
-            dispatcher.utter_message(text=NOTHING_SHOWN)
-            return []
+        picked, shown = references
         if not picked:
             if len(shown) != 1:
                 dispatcher.utter_message(
@@ -96,15 +100,10 @@ class ActionCompareProducts(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        try:
-            picked, shown = referenced_products(tracker)
-        except Exception:
-            logger.exception("could not load the products shown to %s", tracker.sender_id)
-            dispatcher.utter_message(text="Sorry, I can't compare products right now.")
+        references = referenced_products(dispatcher, tracker)
+        if references is None:
             return []
-        if not shown:
-            dispatcher.utter_message(text=NOTHING_SHOWN)
-            return []
+        picked, shown = references
         if len(picked) < 2:
             if len(shown) < 2:
                 dispatcher.utter_message(text="I need at least two products to compare.")

@@ -40,3 +40,17 @@ def sample_store(sample_store_dir: Path) -> ProductStore:
 @pytest.fixture(scope="session")
 def sample_search(sample_store: ProductStore) -> ProductSearch:
     return ProductSearch(sample_store)
+
+
+@pytest.fixture
+def actions_on_sample_store(sample_store_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the actions' settings and cached search at the sample store for one test."""
+    from actions import services
+    from shopbot import settings as settings_module
+
+    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
+    settings_module.get_settings.cache_clear()
+    services.product_search.cache_clear()
+    yield
+    settings_module.get_settings.cache_clear()
+    services.product_search.cache_clear()

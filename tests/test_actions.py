@@ -22,14 +22,7 @@ DOMAIN: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def use_sample_store(sample_store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
-    yield
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
+pytestmark = pytest.mark.usefixtures("actions_on_sample_store")
 
 
 def tracker(text: str, intent: str = "search_products", **message: Any) -> Tracker:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
 from actions.details import ActionCompareProducts, ActionProductDetails
 from actions.search import ActionRefineSearch, ActionSearchProducts, ActionShowMore
 from retrieval.catalog import load_catalog
 from retrieval.query import parse_query
 from retrieval.refine import positions, refine_constraints
 from retrieval.vocab import CatalogVocabulary
-from shopbot import settings as settings_module
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +54,7 @@ def test_cheaper_moves_the_budget_below_what_was_shown(vocab: CatalogVocabulary)
     assert pricier.min_price is not None and pricier.min_price > median
 
 
-@pytest.fixture(autouse=True)
-def use_sample_store(sample_store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
-    yield
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
+pytestmark = pytest.mark.usefixtures("actions_on_sample_store")
 
 
 class Conversation:
