@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from retrieval.cards import product_card
+from retrieval.catalog import Product
 from retrieval.store import ProductStore, product_from_metadata
 from shopbot.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -25,6 +26,7 @@ logger = logging.getLogger("shopbot.web")
 WEB_DIR = PROJECT_ROOT / "bot" / "web"
 IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(jpg|jpeg|png|webp)$")
 MAX_BODY_BYTES = 64 * 1024
+SHOWCASE_POOL = 500
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE: web.AppKey[ProductStore] = web.AppKey("store", ProductStore)
@@ -54,13 +56,23 @@ async def products(request: web.Request) -> web.Response:
     except ValueError:
         return error(400, "limit must be a number")
     store = request.app[STORE]
-    result = store.collection.get(limit=limit, include=["metadatas"])
-    cards = [
-        product_card(product_from_metadata(meta))
-        for meta in result["metadatas"] or []
-        if meta and "record" in meta
-    ]
-    return web.json_response({"products": cards, "total": store.count()})
+    result = store.collection.get(limit=SHOWCASE_POOL, include=["metadatas"])
+    pool = [product_from_metadata(m) for m in result["metadatas"] or [] if m and "record" in m]
+    return web.json_response({"products": [product_card(p) for p in showcase(pool, limit)],
+                              "total": store.count()})
+
+
+def showcase(products: list[Product], limit: int) -> list[Product]:
+    """A grid that shows the range: one product per article type in turn, photos first."""
+    by_type: dict[str, list[Product]] = {}
+    for product in sorted(products, key=lambda p: not p.image):
+        by_type.setdefault(product.article_type, []).append(product)
+    picked: list[Product] = []
+    while len(picked) < limit and any(by_type.values()):
+        for group in by_type.values():
+            if group and len(picked) < limit:
+                picked.append(group.pop(0))
+    return picked
 
 
 async def image(request: web.Request) -> web.StreamResponse:

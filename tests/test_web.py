@@ -33,6 +33,8 @@ async def test_products_api(client: TestClient) -> None:
     response = await client.get("/api/products?limit=7")
     payload = await response.json()
     assert len(payload["products"]) == 7 and payload["total"] > 100
+    types = [card["article_type"] for card in payload["products"]]
+    assert len(set(types)) == 7, "the grid shows the range, one product per type"
     assert (await client.get("/api/products?limit=abc")).status == 400
 
 
