@@ -89,7 +89,8 @@ def ingest_products(
         if stale:
             store.delete(stale)
         report.removed = len(stale)
-    store.rebuild_indexes()
+    if changed or report.removed or store.lexical is None:
+        store.rebuild_indexes()
     report.seconds = round(time.perf_counter() - started, 3)
     logger.info("ingest: %s", report.as_dict())
     return report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import bm25s
@@ -64,7 +64,19 @@ class FacetTable:
         return len(self.ids)
 
     def mask(self, constraints: SearchConstraints) -> np.ndarray:
-        """True for products that satisfy every hard constraint."""
+        """True for products that satisfy every hard constraint (memoised: one search asks
+        for the same constraints several times while relaxing and ranking)."""
+        key = (tuple(constraints.article_types), tuple(constraints.colours),
+               tuple(constraints.genders), tuple(constraints.brands),
+               constraints.min_price, constraints.max_price)
+        cache = self.__dict__.setdefault("_masks", {})
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = self._compute_mask(constraints)
+        return cache[key]
+
+    def _compute_mask(self, constraints: SearchConstraints) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
         for values, column in (
             (constraints.article_types, self.article_type),
@@ -81,8 +93,9 @@ class FacetTable:
         return keep
 
     def save(self, path: Path) -> None:
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
         arrays = {k: np.asarray(v, dtype=str if v.dtype == object else v.dtype)
-                  for k, v in self.__dict__.items()}
+                  for k, v in columns.items()}
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         tmp.replace(path)
@@ -153,11 +166,17 @@ class LexicalIndex:
         """Exact cosine top ``k`` among ``mask`` (vectors are unit length)."""
         if self.vectors is None or len(self.facets) == 0:
             return []
-        rows = np.flatnonzero(mask) if mask is not None else np.arange(len(self.facets))
-        if len(rows) == 0:
-            return []
-        scores = self.vectors[rows] @ np.asarray(query_vector, dtype=np.float32)
-        k = min(k, len(rows))
+        query = np.asarray(query_vector, dtype=np.float32)
+        if mask is None:  # no copy of the whole matrix for unfiltered queries
+            rows, scores = None, self.vectors @ query
+        else:
+            rows = np.flatnonzero(mask)
+            if len(rows) == 0:
+                return []
+            scores = self.vectors[rows] @ query
+        k = min(k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         best = best[np.argsort(-scores[best])]
-        return [(str(self.facets.ids[rows[i]]), float(scores[i])) for i in best]
+        positions = best if rows is None else rows[best]
+        return [(str(self.facets.ids[p]), float(scores[b]))
+                for p, b in zip(positions, best, strict=True)]
