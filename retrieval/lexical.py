@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 LEXICAL_DIR = "bm25"
 FACETS_FILE = "facets.npz"
 VECTORS_FILE = "vectors.npy"
+# Above this share of products, a masked search scores every row instead of gathering rows.
+BROAD_MASK = 0.1
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -169,6 +171,8 @@ class LexicalIndex:
         query = np.asarray(query_vector, dtype=np.float32)
         if mask is None:  # no copy of the whole matrix for unfiltered queries
             rows, scores = None, self.vectors @ query
+        elif mask.mean() > BROAD_MASK:  # scoring all beats copying most of the matrix
+            rows, scores = None, np.where(mask, self.vectors @ query, -np.inf)
         else:
             rows = np.flatnonzero(mask)
             if len(rows) == 0:
@@ -179,4 +183,4 @@ class LexicalIndex:
         best = best[np.argsort(-scores[best])]
         positions = best if rows is None else rows[best]
         return [(str(self.facets.ids[p]), float(scores[b]))
-                for p, b in zip(positions, best, strict=True)]
+                for p, b in zip(positions, best, strict=True) if np.isfinite(scores[b])]
