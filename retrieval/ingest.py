@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from retrieval.catalog import LoadReport, Product, load_catalog
+from retrieval.catalog import Product, load_catalog
 from retrieval.embeddings import encode
 from retrieval.store import ProductStore
 
@@ -124,5 +124,3 @@ def ingest_catalog(
     )
     return report
 
-
-__all__ = ["IngestReport", "LoadReport", "attach_images", "ingest_catalog", "ingest_products"]

@@ -83,10 +83,6 @@ def relax(constraints: SearchConstraints, what: str) -> SearchConstraints | None
     return None
 
 
-def has_filters(constraints: SearchConstraints) -> bool:
-    return build_where(constraints) is not None
-
-
 def _price_distance(product: Product, constraints: SearchConstraints) -> float:
     price = product.final_price
     if constraints.max_price is not None and price > constraints.max_price:

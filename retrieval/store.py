@@ -181,11 +181,6 @@ class ProductStore:
             if meta and "record" in meta
         ]
 
-    def filtered(self, where: dict[str, Any], limit: int) -> list[Product]:
-        """Products matching ``where`` without ranking (used to rank a small filtered set)."""
-        result = self.collection.get(where=where, limit=limit, include=["metadatas"])
-        return [product_from_metadata(m) for m in result["metadatas"] or [] if m and "record" in m]
-
     # -- vocabulary and store settings --------------------------------------------------------
 
     @property

@@ -25,12 +25,6 @@ class Settings(BaseSettings):
         default=VAR_DIR / "store" / "default",
         description="Where the product store lives (Chroma files, vocabulary).",
     )
-    catalog: Path | None = Field(
-        default=None, description="Catalog file to ingest; the bundled sample when unset."
-    )
-    images_dir: Path | None = Field(
-        default=None, description="Folder of <product id>.jpg photos, served to the chat."
-    )
     chroma_host: str | None = Field(
         default=None, description="Chroma server host; when unset Chroma runs embedded."
     )
