@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from retrieval.catalog import Product, load_catalog
 from retrieval.embeddings import encode
@@ -19,6 +22,8 @@ from retrieval.store import ProductStore
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+# Texts per encode call: large enough for length bucketing, small enough for steady progress.
+ENCODE_CHUNK = 2048
 
 
 @dataclass
@@ -77,12 +82,7 @@ def ingest_products(
                 report.updated += 1
     if progress and report.unchanged:
         progress(report.unchanged)
-    for start in range(0, len(changed), batch_size):
-        batch = changed[start:start + batch_size]
-        vectors = encode([p.embedding_text() for p in batch], batch_size=min(batch_size, 128))
-        store.upsert(batch, vectors)
-        if progress:
-            progress(len(batch))
+    _embed_and_upsert(store, changed, batch_size, progress)
     if prune:
         keep = {p.id for p in products}
         stale = [pid for pid in store.all_ids() if pid not in keep]
@@ -94,6 +94,46 @@ def ingest_products(
     report.seconds = round(time.perf_counter() - started, 3)
     logger.info("ingest: %s", report.as_dict())
     return report
+
+
+def _embed_and_upsert(
+    store: ProductStore, products: list[Product], batch_size: int, progress: Progress | None
+) -> None:
+    """Encode each distinct text once and overlap Chroma writes with the next chunk's encode.
+
+    A quarter of the real catalog's embedding texts are repeats (same name, brand and
+    facets), and encoding dominates ingest, so de-duplication is the biggest saving; chunks
+    of a few thousand texts let the encoder bucket by length, and the single writer thread
+    keeps upserts in order while the model works on the next chunk.
+    """
+    vectors_by_text: dict[str, np.ndarray] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-upsert") as writer:
+        pending: Future[None] | None = None
+        for start in range(0, len(products), ENCODE_CHUNK):
+            chunk = products[start:start + ENCODE_CHUNK]
+            texts = [p.embedding_text() for p in chunk]
+            new_texts = [t for t in dict.fromkeys(texts) if t not in vectors_by_text]
+            vectors_by_text.update(zip(new_texts, encode(new_texts), strict=True))
+            vectors = np.stack([vectors_by_text[t] for t in texts])
+            if pending:
+                pending.result()  # at most one chunk waiting: memory stays flat
+            pending = writer.submit(_upsert_batches, store, chunk, vectors, batch_size, progress)
+        if pending:
+            pending.result()
+
+
+def _upsert_batches(
+    store: ProductStore,
+    products: list[Product],
+    vectors: np.ndarray,
+    batch_size: int,
+    progress: Progress | None,
+) -> None:
+    for start in range(0, len(products), batch_size):
+        batch = products[start:start + batch_size]
+        store.upsert(batch, vectors[start:start + batch_size])
+        if progress:
+            progress(len(batch))
 
 
 def ingest_catalog(

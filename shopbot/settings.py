@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     )
     chroma_port: int = 8000
     embed_batch_size: int = 256
+    embed_backend: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="How MiniLM runs: ONNX Runtime (exported once to models_dir) or torch.",
+    )
     search_page_size: int = 5
     max_message_chars: int = 2000
 
