@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 RELAXED_WORDS = {
     "price": "that price range",
+    "usage": "that style",
     "colour": "that colour",
     "brand": "that brand",
     "gender": "that gender",

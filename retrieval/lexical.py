@@ -35,7 +35,7 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return [[singular(t) for t in doc] for doc in tokens]
 
 
-CODED_COLUMNS = ("article_type", "colour", "gender", "brand")
+CODED_COLUMNS = ("article_type", "colour", "gender", "brand", "usage")
 
 
 @dataclass
@@ -73,6 +73,7 @@ class FacetTable:
         for the same constraints several times while relaxing and ranking)."""
         key = (tuple(constraints.article_types), tuple(constraints.colours),
                tuple(constraints.genders), tuple(constraints.brands),
+               tuple(constraints.usage_filter()),
                constraints.min_price, constraints.max_price)
         cache = self.__dict__.setdefault("_masks", {})
         if key not in cache:
@@ -84,7 +85,7 @@ class FacetTable:
     def _compute_mask(self, constraints: SearchConstraints) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
         wanted = (constraints.article_types, constraints.colours, constraints.genders,
-                  constraints.brands)
+                  constraints.brands, constraints.usage_filter())
         for values, name in zip(wanted, CODED_COLUMNS, strict=True):
             if values:
                 index, codes = self._coded(name)

@@ -37,7 +37,8 @@ _FILLER = re.compile(
     r"\b(show|me|find|get|i|im|i'm|want|need|looking|look|for|some|any|a|an|the|please|pls|"
     r"do|you|have|got|can|could|would|like|to|buy|see|something|stuff|things|options|in|with|"
     r"of|and|or|under|below|above|over|between|rs|inr|price|priced|cost|costing|within|less|"
-    r"more|than|upto|up|around|about|cheap|cheaper|budget|affordable|one|ones|my)\b"
+    r"more|than|upto|up|around|about|cheap|cheaper|budget|affordable|one|ones|my|wear|clothes|"
+    r"clothing|outfits?|attire)\b"
 )
 
 _AMOUNT = r"(?:rs\.?|inr|₹)?\s*(-?\d[\d,]*(?:\.\d+)?)\s*(k|thousand)?\s*(?:rs\.?|inr|rupees|/-)?"
@@ -74,8 +75,14 @@ class SearchConstraints:
     text: str = ""
     mentions: dict[str, str] = field(default_factory=dict)
 
+    def usage_filter(self) -> list[str]:
+        """The style (formal, ethnic, sports...) filters only when no article type was named:
+        "ethnic wear for men" means ethnic products, while in "party dresses" it only ranks."""
+        return [] if self.article_types else self.usages
+
     def is_empty(self) -> bool:
         return not (self.article_types or self.colours or self.genders or self.brands
+                    or self.usages
                     or self.min_price is not None or self.max_price is not None or self.text)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +100,8 @@ class SearchConstraints:
             words.append(self.mentions.get("colour") or self.colours[0].lower())
         if self.brands:
             words.append(self.brands[0])
+        if self.usage_filter():
+            words.append(self.usage_filter()[0].lower())
         words.append(self.mentions.get("article_type") or "products")
         if self.genders:
             words.append("for " + (self.mentions.get("gender") or self.genders[0].lower()))

@@ -2,7 +2,7 @@
 
 Hybrid ranking fuses dense candidates (Chroma, MiniLM, metadata filters) with lexical ones
 (bm25s over the same filter, as a weight mask) by reciprocal-rank fusion. When the
-constraints match nothing, the softest one is relaxed (price, then colour, brand, gender)
+constraints match nothing, the softest one is relaxed (price, style, colour, brand, gender)
 and the result says which, so the reply can be honest about it.
 """
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 Mode = Literal["hybrid", "dense", "lexical"]
 
 # Relaxed in this order when nothing matches; the article type is never dropped.
-RELAX_ORDER = ("price", "colour", "brand", "gender")
+RELAX_ORDER = ("price", "usage", "colour", "brand", "gender")
 CANDIDATES = 100
 RRF_K = 60
 # With no facet understood, weaker dense matches than this are noise (emoji, "banana").
@@ -60,6 +60,7 @@ def build_where(constraints: SearchConstraints) -> dict[str, Any] | None:
     one_of("base_colour", constraints.colours)
     one_of("brand", constraints.brands)
     one_of("gender", constraints.genders)
+    one_of("usage", constraints.usage_filter())
     if constraints.min_price is not None:
         clauses.append({"final_price": {"$gte": float(constraints.min_price)}})
     if constraints.max_price is not None:
@@ -74,6 +75,8 @@ def relax(constraints: SearchConstraints, what: str) -> SearchConstraints | None
     if what == "price" and (constraints.min_price is not None
                             or constraints.max_price is not None):
         return replace(constraints, min_price=None, max_price=None)
+    if what == "usage" and constraints.usage_filter():
+        return replace(constraints, usages=[])
     if what == "colour" and constraints.colours:
         return replace(constraints, colours=[])
     if what == "brand" and constraints.brands:
