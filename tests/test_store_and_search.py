@@ -143,3 +143,16 @@ def test_typo_query_end_to_end(sample_search: ProductSearch) -> None:
     result = sample_search.search("snekers for men", k=5)
     assert result.products
     assert all(p.article_type in ("Casual Shoes", "Sports Shoes") for p in result.products)
+
+
+def test_style_without_article_type_filters_by_style(sample_search: ProductSearch) -> None:
+    result = sample_search.search("ethnic wear for men", k=3)
+    assert len(result.products) == 3 and not result.relaxed
+    assert all(p.usage == "Ethnic" and p.gender in {"Men", "Unisex"} for p in result.products)
+    # The sample has three: a longer page is filled with the closest, and says so.
+    longer = sample_search.search("ethnic wear for men", k=5)
+    assert longer.exact_matches == 3 and longer.relaxed == ["usage"]
+    # Named article type: the style only ranks, so formal and casual shirts both qualify.
+    shirts = sample_search.search("formal shirts", k=10)
+    assert {p.article_type for p in shirts.products} == {"Shirts"}
+    assert shirts.products[0].usage == "Formal"
