@@ -19,7 +19,7 @@ MAX_NGRAM = 4
 FUZZY_CUTOFF = 0.8
 
 # Brand names that are also ordinary words: only taken as a brand when the NLU said so.
-_AMBIGUOUS_BRAND_WORDS = {
+AMBIGUOUS_BRAND_WORDS = {
     "only", "w", "free", "people", "style", "fashion", "global", "united", "basics", "gap",
     "guess", "next", "mango", "red", "black", "white", "blue", "wear", "bare", "and", "in",
     "for", "the", "smart", "forever", "kids", "men", "women", "casual", "party", "sport",
@@ -224,7 +224,7 @@ def parse_query(
     brand_hints = _entity_values(entities, "brand")
     brand_table = {
         phrase: brands for phrase, brands in vocab.brand_phrases().items()
-        if phrase not in _AMBIGUOUS_BRAND_WORDS or phrase in brand_hints
+        if phrase not in AMBIGUOUS_BRAND_WORDS or phrase in brand_hints
     }
     # Brands first: "red tape shoes" is a brand, not a colour.
     for phrase, brands in _match_phrases(tokens, brand_table, taken):
