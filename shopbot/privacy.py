@@ -1,0 +1,166 @@
+"""'Forget me': delete everything the shop holds about one shopper, and say what was done.
+
+Deleted: profile, cart, support tickets, the interaction log (recsys events) and the
+conversation history in Rasa's SQL tracker store (table ``events``, column ``sender_id``).
+Kept: orders, because a shop must keep its sales records (invoices) for accounting and tax.
+They are anonymised instead (see ``OrderStore.anonymise``): no longer linked to the shopper,
+and finished orders lose their delivery address.
+
+Rasa saves the conversation again at the end of the turn in which the forget action runs
+(its SQL tracker store re-inserts the current session's events once the table has none for
+the sender), so the action should also call :func:`purge_tracker_later` to delete those
+rows again a moment after the reply has gone out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recsys.events import EventLog
+from shopbot.cart import CartStore
+from shopbot.orders import OrderStore
+from shopbot.profile import ProfileStore
+from shopbot.shopdb import BUSY_TIMEOUT_S, short, valid_id
+from shopbot.tickets import TicketStore
+
+logger = logging.getLogger(__name__)
+
+TRACKER_TABLE = "events"  # Rasa 3.6 SQLTrackerStore
+PURGE_DELAY_S = 3.0
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What was deleted per store (rows), what was kept, what failed, and the reply."""
+
+    sender_id: str
+    deleted: dict[str, int] = field(default_factory=dict)
+    orders_anonymised: int = 0
+    addresses_kept: int = 0  # orders still on their way keep the address to arrive
+    failed: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def delete_tracker_rows(tracker_db: Path | str, sender_id: str) -> int:
+    """Delete the sender's conversation events from Rasa's SQLite tracker store.
+
+    A missing file or a missing table (Rasa hasn't saved anything yet) means nothing to
+    delete; the file is never created here.
+    """
+    path = Path(tracker_db)
+    if not valid_id(sender_id) or not path.is_file():
+        return 0
+    with closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True,
+                                 timeout=BUSY_TIMEOUT_S)) as db, db:
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (TRACKER_TABLE,)).fetchone()
+        if not exists:
+            return 0
+        return db.execute(f"DELETE FROM {TRACKER_TABLE} WHERE sender_id = ?",
+                          (sender_id,)).rowcount
+
+
+async def purge_tracker_later(
+    tracker_db: Path | str, sender_id: str, delay_s: float = PURGE_DELAY_S
+) -> int:
+    """Delete the sender's tracker rows again once Rasa has saved the forget turn."""
+    await asyncio.sleep(delay_s)
+    try:
+        removed = await asyncio.to_thread(delete_tracker_rows, tracker_db, sender_id)
+    except sqlite3.Error as error:
+        logger.error("tracker purge for %s failed: %s", short(sender_id), error)
+        return 0
+    logger.info("tracker purge for %s removed %d events", short(sender_id), removed)
+    return removed
+
+
+def forget_shopper(
+    sender_id: str, *,
+    orders: OrderStore | None = None,
+    cart: CartStore | None = None,
+    profile: ProfileStore | None = None,
+    tickets: TicketStore | None = None,
+    events: EventLog | None = None,
+    tracker_db: Path | str | None = None,
+) -> ForgetReport:
+    """Delete (or, for orders, anonymise) everything held about ``sender_id``.
+
+    Each store is handled on its own: one failing (a locked file) doesn't stop the others,
+    and the report and message say what could not be done. A store passed as None is skipped.
+    """
+    if not valid_id(sender_id):
+        logger.warning("forget: bad sender id %s", short(sender_id))
+        return ForgetReport(str(sender_id)[:40], failed={"sender": "not a valid sender id"},
+                            message="Sorry, I couldn't tell who you are, so nothing was deleted.")
+    steps = {
+        "profile": profile.delete if profile else None,
+        "cart": cart.clear if cart else None,
+        "tickets": tickets.delete_for if tickets else None,
+        "events": events.forget if events else None,
+        "conversation": ((lambda s: delete_tracker_rows(tracker_db, s))
+                         if tracker_db is not None else None),
+    }
+    deleted: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for name, step in steps.items():
+        if step is None:
+            continue
+        try:
+            deleted[name] = step(sender_id)
+        except (sqlite3.Error, OSError) as error:
+            logger.error("forget %s for %s failed: %s", name, short(sender_id), error)
+            failed[name] = str(error)
+    anonymised = kept = 0
+    if orders is not None:
+        try:
+            anonymised, kept = orders.anonymise(sender_id)
+        except (sqlite3.Error, OSError) as error:
+            logger.error("forget orders for %s failed: %s", short(sender_id), error)
+            failed["orders"] = str(error)
+    logger.info("forgot %s: deleted %s, %d orders anonymised", short(sender_id), deleted,
+                anonymised)
+    report = ForgetReport(sender_id, deleted, anonymised, kept, failed)
+    return ForgetReport(**{**report.__dict__, "message": forget_message(report)})
+
+
+def forget_message(report: ForgetReport) -> str:
+    """The reply to "forget me": what is gone, what is kept and why."""
+    gone = []
+    if report.deleted.get("profile"):
+        gone.append("your saved preferences")
+    if report.deleted.get("cart"):
+        n = report.deleted["cart"]
+        gone.append(f"your cart ({n} item{'s' if n != 1 else ''})")
+    if report.deleted.get("tickets"):
+        gone.append("your support requests")
+    if report.deleted.get("events"):
+        gone.append("your browsing history")
+    if "conversation" in report.deleted:
+        gone.append("our conversation history")
+    text = ("Done: I've deleted " + _join(gone) + "." if gone
+            else "I had nothing stored about you, so there was nothing to delete.")
+    if report.orders_anonymised:
+        n = report.orders_anonymised
+        text += (f" Your {n} order{'s are' if n != 1 else ' is'} kept for the shop's accounts, "
+                 "as invoices must be, but no longer linked to you")
+        if report.addresses_kept:
+            text += ("; an order still on its way keeps its delivery address until it arrives, "
+                     "so quote its order number if you need help with it")
+        text += "."
+    if report.failed:
+        text += (" Some of it couldn't be deleted just now (" + ", ".join(report.failed)
+                 + "); please ask again in a moment or contact support.")
+    return text
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
