@@ -38,6 +38,7 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     with_images: int = 0
+    photos_indexed: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -152,6 +153,14 @@ def ingest_catalog(
     report = ingest_products(
         store, products, batch_size=batch_size, prune=prune, progress=progress
     )
+    if images_dir and with_images:
+        from retrieval.images import index_catalog_images  # torch + EfficientNet: only here
+
+        photographed = [p for p in products if p.image]
+        photo_progress = progress_factory(len(photographed)) if progress_factory else None
+        report.photos_indexed = index_catalog_images(
+            store, photographed, images_dir, progress=photo_progress, prune=prune
+        )
     report.catalog = str(catalog_path or "sample")
     report.skipped = load_report.skipped
     report.errors = load_report.errors
