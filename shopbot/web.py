@@ -1,25 +1,35 @@
-"""The demo shop page: product grid, product photos and a chat proxy to Rasa's REST channel.
+"""The demo shop server: product grid and photos, and the chat widget's API.
 
-The proxy keeps Rasa on loopback (no CORS to open) and is where shopper input is checked
-before it reaches the bot: malformed JSON, odd sender ids and huge messages get a clear
-JSON error and a log line.
+The widget talks only to this server: ``/api/chat`` proxies to Rasa's REST channel (Rasa
+stays on loopback), ``/api/upload`` takes shopper photos, ``/api/config`` tells the widget
+the limits. Every shopper input is checked here first (malformed JSON, odd sender ids, huge
+messages, files that are not pictures) and refused with a clear JSON error and a log line.
+Shops that embed the widget on their own site list that site's origin in ``cors_origins``;
+other origins get no CORS headers, so browsers keep them out.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field, ValidationError
 
 from retrieval.cards import product_card
 from retrieval.catalog import Product
+from retrieval.images import ImageRejected
 from retrieval.store import ProductStore, product_from_metadata
 from shopbot.settings import PROJECT_ROOT, Settings, get_settings
+from shopbot.uploads import ACCEPTED_TYPES, REF_PATTERN, UploadStore
 
 logger = logging.getLogger("shopbot.web")
 
@@ -28,6 +38,19 @@ IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(jpg|jpeg|png|webp)$")
 MAX_BODY_BYTES = 64 * 1024
 SHOWCASE_POOL = 500
 
+PHOTO_MESSAGE = "/photo_upload"  # the intent a photo turns into; the ref rides in metadata
+MULTIPART_SLACK = 16 * 1024  # boundaries and part headers on top of the file itself
+SMALL_FIELD_BYTES = 4 * 1024  # any form field besides `file` (ignored, but bounded)
+MAX_FORM_PARTS = 8
+READ_CHUNK = 64 * 1024
+UPLOADS_PER_MINUTE = 20  # per client address
+DECODES_AT_ONCE = 2  # photo decoding is CPU work: never more than this at a time
+PRUNE_EVERY_S = 3600
+CORS_PATHS = ("/api/", "/static/")
+# ImageRejected reasons (retrieval.images) -> HTTP status; anything else is a plain 400.
+REJECT_STATUS = {"too_large": 413, "too_many_pixels": 413, "not_an_image": 415,
+                 "unsupported_format": 415, "animated": 415}
+
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE: web.AppKey[ProductStore] = web.AppKey("store", ProductStore)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
@@ -35,11 +58,67 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSessi
 
 class ChatRequest(BaseModel):
     sender: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    message: str = Field(min_length=1)
+    message: str
+    upload: str | None = Field(default=None, pattern=REF_PATTERN.pattern)
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds per key, in this process's memory."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._events: dict[str, deque[float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if len(self._events) > 10_000:  # forget idle clients so memory stays bounded
+            self._events = {k: v for k, v in self._events.items()
+                            if v and now - v[-1] < self.window}
+        events = self._events.setdefault(key, deque())
+        while events and now - events[0] >= self.window:
+            events.popleft()
+        if len(events) >= self.limit:
+            return False
+        events.append(now)
+        return True
+
+
+class Uploads:
+    """Upload handling state of one app: the store, the rate limit, the decode slots."""
+
+    def __init__(self, store: UploadStore, per_minute: int = UPLOADS_PER_MINUTE) -> None:
+        self.store = store
+        self.limiter = RateLimiter(per_minute)
+        self.decoding = asyncio.Semaphore(DECODES_AT_ONCE)
+        self.pruned_at = 0.0
+
+    def prune_now_and_then(self) -> None:
+        if time.monotonic() - self.pruned_at >= PRUNE_EVERY_S:
+            self.pruned_at = time.monotonic()
+            self.store.prune()
+
+
+UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads", Uploads)
+
+
+class UploadRefused(Exception):
+    """An upload request refused before its picture is decoded."""
+
+    def __init__(self, status: int, message: str, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.message = message
+        self.why = why
 
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def too_large_message(limit: int) -> str:
+    return (f"That photo is too large (the limit is {limit / (1024 * 1024):.0f} MB) - "
+            "please send a smaller one.")
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -48,6 +127,16 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
+
+
+async def widget_config(request: web.Request) -> web.Response:
+    """What the widget checks on its side before sending anything."""
+    settings = request.app[SETTINGS]
+    return web.json_response({
+        "max_upload_bytes": settings.max_upload_bytes,
+        "accepted_types": list(ACCEPTED_TYPES),
+        "max_message_chars": settings.max_message_chars,
+    })
 
 
 async def products(request: web.Request) -> web.Response:
@@ -86,6 +175,84 @@ async def image(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
 
+def _bad_filename(name: str) -> bool:
+    """Browsers send a bare file name; a path in it means a hand-made request."""
+    return any(any(c in form for c in "/\\\x00") or form.strip() in {".", ".."}
+               for form in (name, unquote(name))) or len(name) > 255
+
+
+async def _read_bounded(part: BodyPartReader, cap: int, status: int, message: str) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK):
+        data += chunk
+        if len(data) > cap:
+            raise UploadRefused(status, message, f"part {part.name!r} over {cap} bytes")
+    return bytes(data)
+
+
+async def _read_photo_field(request: web.Request, limit: int) -> bytes:
+    """The bytes of the form field ``file``, read in chunks and refused past ``limit``."""
+    try:
+        reader = await request.multipart()
+        for _ in range(MAX_FORM_PARTS):
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise UploadRefused(400, "Please send one photo in the form field 'file'.",
+                                    "nested multipart")
+            if part.name != "file":
+                await _read_bounded(part, SMALL_FIELD_BYTES, 413, "That request is too large.")
+                continue
+            filename = part.filename or ""
+            if _bad_filename(filename):
+                raise UploadRefused(400, "That file name isn't allowed - please pick the photo "
+                                    "again.", f"file name {filename[:80]!r}")
+            declared = (part.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if declared and not declared.startswith("image/") \
+                    and declared != "application/octet-stream":
+                raise UploadRefused(415, "That file isn't a picture - please send a JPEG, PNG, "
+                                    "WebP or GIF photo.", f"declared type {declared[:60]!r}")
+            return await _read_bounded(part, limit, 413, too_large_message(limit))
+    except ValueError as exc:  # aiohttp's word for a malformed multipart body
+        raise UploadRefused(400, "Please send the photo as a form upload in the field 'file'.",
+                            f"malformed multipart: {exc}") from exc
+    raise UploadRefused(400, "No photo found - please send it in the form field 'file'.",
+                        "no 'file' field")
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Store a shopper photo and answer its ref: ``{"ref": "<32 hex>.jpg"}`` (201)."""
+    settings = request.app[SETTINGS]
+    uploads = request.app[UPLOADS]
+    remote = request.remote or "unknown"
+    limit = settings.max_upload_bytes
+    try:
+        if not uploads.limiter.allow(remote):
+            raise UploadRefused(429, "That's a lot of photos at once - please wait a minute "
+                                "and try again.", "rate limit")
+        if request.content_type != "multipart/form-data":
+            raise UploadRefused(415, "Please send the photo as multipart/form-data in the "
+                                "field 'file'.", f"content type {request.content_type!r}")
+        if request.content_length is not None and \
+                request.content_length > limit + MULTIPART_SLACK:
+            raise UploadRefused(413, too_large_message(limit),
+                                f"Content-Length {request.content_length}")
+        data = await _read_photo_field(request, limit)
+    except UploadRefused as refused:
+        logger.info("refused upload from %s: %s", remote, refused.why)
+        return error(refused.status, refused.message)
+    try:
+        async with uploads.decoding:
+            ref = await asyncio.to_thread(uploads.store.save, data)
+    except ImageRejected as rejected:
+        logger.info("refused upload from %s: %s (%d bytes)", remote, rejected.reason, len(data))
+        return error(REJECT_STATUS.get(rejected.reason, 400), rejected.message)
+    logger.info("stored upload %s (%d bytes) from %s", ref, len(data), remote)
+    uploads.prune_now_and_then()
+    return web.json_response({"ref": ref}, status=201)
+
+
 async def chat(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
@@ -95,7 +262,7 @@ async def chat(request: web.Request) -> web.Response:
         logger.info("rejected chat payload from %s: %s", request.remote, str(exc)[:200])
         return error(400, "Please send JSON like {\"sender\": \"...\", \"message\": \"...\"}.")
     text = chat_request.message.strip()
-    if not text:
+    if not text and not chat_request.upload:
         return error(400, "Your message is empty.")
     if len(text) > settings.max_message_chars:
         logger.info("rejected %d-char message from %s", len(text), chat_request.sender)
@@ -103,11 +270,17 @@ async def chat(request: web.Request) -> web.Response:
             413, f"That message is too long; please keep it under "
                  f"{settings.max_message_chars} characters."
         )
+    rasa_payload: dict[str, Any] = {"sender": chat_request.sender, "message": text}
+    if chat_request.upload:
+        if request.app[UPLOADS].store.path(chat_request.upload) is None:
+            logger.info("unknown upload ref %s from %s", chat_request.upload, chat_request.sender)
+            return error(400, "That photo is no longer available - please send it again.")
+        rasa_payload = {"sender": chat_request.sender, "message": PHOTO_MESSAGE,
+                        "metadata": {"upload": {"ref": chat_request.upload, "text": text}}}
+        logger.info("photo %s from %s goes to the bot", chat_request.upload, chat_request.sender)
     url = f"http://{settings.host}:{settings.rasa_port}/webhooks/rest/webhook"
     try:
-        async with request.app[HTTP].post(
-            url, json={"sender": chat_request.sender, "message": text}
-        ) as response:
+        async with request.app[HTTP].post(url, json=rasa_payload) as response:
             if response.status != 200:
                 logger.error("rasa answered HTTP %s for %s", response.status, chat_request.sender)
                 return error(502, "The assistant had a problem answering. Please try again.")
@@ -116,10 +289,44 @@ async def chat(request: web.Request) -> web.Response:
         logger.error("rasa unreachable at %s: %r", url, exc)
         return error(503, "The assistant is not reachable right now. Please try again shortly.")
     if not messages:
-        logger.warning("rasa returned no messages for %r", text[:100])
+        logger.warning("rasa returned no messages for %r", rasa_payload["message"][:100])
         messages = [{"recipient_id": chat_request.sender,
                      "text": "Sorry, something went wrong on my side. Please try again."}]
     return web.json_response(messages)
+
+
+def _cors_headers(origin: str, preflight: bool = False) -> dict[str, str]:
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if preflight:
+        headers.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                        "Access-Control-Allow-Headers": "Content-Type, Accept",
+                        "Access-Control-Max-Age": "600"})
+    return headers
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """CORS for the widget's API and files, only for the origins in ``cors_origins``."""
+    if not request.path.startswith(CORS_PATHS):
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    allowed_origins = {o.rstrip("/") for o in request.app[SETTINGS].cors_origins}
+    allowed = origin is not None and origin in allowed_origins
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            logger.info("refused CORS preflight from origin %r for %s", origin, request.path)
+            return error(403, "This site is not allowed to use the shopping assistant.")
+        assert origin is not None
+        return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if allowed and origin:
+            exc.headers.update(_cors_headers(origin))
+        raise
+    if allowed and origin:
+        response.headers.update(_cors_headers(origin))
+    return response
 
 
 @web.middleware
@@ -131,24 +338,33 @@ async def too_large(request: web.Request, handler: Any) -> web.StreamResponse:
         return error(413, "That request is too large.")
 
 
-async def _client(app: web.Application) -> Any:
+async def _client(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     yield
     await app[HTTP].close()
+
+
+async def _prune_uploads(app: web.Application) -> None:
+    app[UPLOADS].prune_now_and_then()
 
 
 def create_app(
     settings: Settings | None = None, store: ProductStore | None = None
 ) -> web.Application:
     settings = settings or get_settings()
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[too_large])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cors, too_large])
     app[SETTINGS] = settings
     app[STORE] = store or ProductStore.from_settings(settings)
+    app[UPLOADS] = Uploads(UploadStore(settings.uploads_dir, settings.max_upload_bytes,
+                                       settings.max_image_pixels))
     app.cleanup_ctx.append(_client)
+    app.on_startup.append(_prune_uploads)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/config", widget_config)
     app.router.add_get("/api/products", products)
     app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/upload", upload)
     app.router.add_get("/images/{name}", image)
     app.router.add_static("/static/", WEB_DIR)
     return app
@@ -166,4 +382,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

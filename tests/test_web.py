@@ -1,23 +1,42 @@
-"""The demo page server: static files, product API, photos, and the chat proxy's input checks."""
+"""The demo page server: static files, product API, photos, the chat proxy's input checks,
+photo uploads, the widget's config and CORS."""
 
 from __future__ import annotations
 
+import io
+import os
+import struct
+import time
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
 
 from retrieval.store import ProductStore
 from shopbot.settings import Settings
 from shopbot.stack import free_port
-from shopbot.web import create_app
+from shopbot.uploads import REF_PATTERN, UploadStore
+from shopbot.web import UPLOADS, RateLimiter, create_app
+from tests.conftest import REAL_IMAGES
+
+SHOP = "https://shop.example"
 
 
 @pytest.fixture
-async def client(sample_store: ProductStore, tmp_path: Path) -> AsyncIterator[TestClient]:
+def uploads_dir(tmp_path: Path) -> Path:
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+async def client(sample_store: ProductStore, uploads_dir: Path) -> AsyncIterator[TestClient]:
     # No Rasa listens on this port: the proxy must say so instead of failing.
-    settings = Settings(store_dir=sample_store.store_dir, rasa_port=free_port())
+    settings = Settings(store_dir=sample_store.store_dir, rasa_port=free_port(),
+                        uploads_dir=uploads_dir, max_upload_bytes=10 * 1024 * 1024,
+                        max_image_pixels=40_000_000, cors_origins=[SHOP])
     async with TestClient(TestServer(create_app(settings, sample_store))) as test_client:
         yield test_client
 
@@ -82,3 +101,225 @@ async def test_images_are_served_only_from_the_store_folder(tmp_path: Path) -> N
         assert (await client.get("/images/43.jpg")).status == 404
         assert (await client.get("/images/..%2Fsecret.jpg")).status == 404
         assert (await client.get("/images/x.exe")).status == 404
+
+
+# -- photo uploads ------------------------------------------------------------------------------
+
+
+def photo_bytes(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), mode: str = "RGB") -> bytes:
+    """A small but real picture: a gradient with a block, so it is not one flat colour."""
+    image = Image.linear_gradient("L").resize(size).convert(mode)
+    image.paste((200, 30, 30) if mode == "RGB" else (200, 30, 30, 255),
+                (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A PNG whose header claims 10 gigapixels, in a few dozen bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
+
+
+def form(data: bytes, filename: str = "photo.jpg",
+         content_type: str = "image/jpeg") -> aiohttp.FormData:
+    body = aiohttp.FormData()
+    body.add_field("file", data, filename=filename, content_type=content_type)
+    return body
+
+
+def stored(uploads_dir: Path) -> list[Path]:
+    return sorted(uploads_dir.iterdir()) if uploads_dir.is_dir() else []
+
+
+@pytest.mark.parametrize(("fmt", "mode", "content_type"),
+                         [("JPEG", "RGB", "image/jpeg"), ("PNG", "RGBA", "image/png"),
+                          ("WEBP", "RGB", "image/webp")])
+async def test_upload_stores_a_reencoded_copy_under_a_random_name(
+    client: TestClient, uploads_dir: Path, fmt: str, mode: str, content_type: str
+) -> None:
+    response = await client.post("/api/upload", data=form(
+        photo_bytes(fmt, (2400, 1800), mode), "my holiday.jpg", content_type))
+    assert response.status == 201, await response.text()
+    ref = (await response.json())["ref"]
+    assert REF_PATTERN.match(ref)
+    (path,) = stored(uploads_dir)
+    assert path.name == ref
+    with Image.open(path) as saved:
+        assert saved.format == "JPEG" and max(saved.size) == 1024
+        assert not saved.getexif(), "EXIF (GPS) is never kept"
+    second = await client.post("/api/upload", data=form(photo_bytes(), "my holiday.jpg"))
+    assert (await second.json())["ref"] != ref, "names are random, never the client's"
+
+
+@pytest.mark.skipif(not REAL_IMAGES.is_dir(), reason=f"no catalog photos at {REAL_IMAGES}")
+async def test_upload_accepts_a_real_catalog_photo(client: TestClient, uploads_dir: Path) -> None:
+    photo = next(REAL_IMAGES.glob("*.jpg"))
+    response = await client.post("/api/upload", data=form(photo.read_bytes(), photo.name))
+    assert response.status == 201
+    assert stored(uploads_dir)[0].name == (await response.json())["ref"]
+
+
+BAD_UPLOADS = {
+    "zero bytes": (b"", "photo.jpg", "image/jpeg", 400, "empty"),
+    "text file": (b"just some text, not a picture\n" * 20, "notes.txt", "text/plain", 415,
+                  "isn't a picture"),
+    "text named .jpg": (b"just some text, not a picture\n" * 20, "photo.jpg", "image/jpeg", 415,
+                        "picture"),
+    "truncated jpeg": (photo_bytes()[:3000], "photo.jpg", "image/jpeg", 400, "damaged"),
+    "decompression bomb": (png_bomb(), "bomb.png", "image/png", 413, "too large"),
+    "bmp": (photo_bytes("BMP", (64, 64)), "photo.bmp", "image/bmp", 415, "JPEG, PNG"),
+    "path traversal": (photo_bytes(), "../../etc/cron.d/x.jpg", "image/jpeg", 400, "file name"),
+    "windows path": (photo_bytes(), "..\\..\\boot.jpg", "image/jpeg", 400, "file name"),
+    "html declared": (photo_bytes(), "photo.jpg", "text/html", 415, "isn't a picture"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+async def test_bad_uploads_get_a_clear_error_and_nothing_is_stored(
+    client: TestClient, uploads_dir: Path, tmp_path: Path, case: str
+) -> None:
+    data, filename, content_type, status, words = BAD_UPLOADS[case]
+    before = set(tmp_path.rglob("*"))
+    response = await client.post("/api/upload", data=form(data, filename, content_type))
+    assert response.status == status
+    assert words in (await response.json())["error"]
+    assert stored(uploads_dir) == []
+    assert {p for p in tmp_path.rglob("*") if p.is_file()} <= before
+
+
+async def test_raw_path_in_file_name_is_refused(client: TestClient, uploads_dir: Path) -> None:
+    """As a hand-made request sends it: the path unescaped in the header."""
+    body = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="../../../tmp/evil.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+            + photo_bytes() + b"\r\n--b0undary--\r\n")
+    response = await client.post("/api/upload", data=body, headers={
+        "Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert response.status == 400 and "file name" in (await response.json())["error"]
+    assert stored(uploads_dir) == []
+
+
+async def test_oversized_uploads_are_refused(client: TestClient, uploads_dir: Path) -> None:
+    huge = os.urandom(1024) * 30 * 1024  # 30 MB
+    declared = await client.post("/api/upload", data=form(huge))
+    assert declared.status == 413 and "too large" in (await declared.json())["error"]
+
+    async def chunks():  # no Content-Length: refused while streaming
+        boundary = "b0undary"
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+        for _ in range(30):
+            yield os.urandom(1024 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    streamed = await client.post(
+        "/api/upload", data=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert streamed.status == 413 and "too large" in (await streamed.json())["error"]
+    assert stored(uploads_dir) == []
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    ('{"file": "x"}', "application/json", 415),
+    ("x", "image/jpeg", 415),
+    ("--nope\r\n", "multipart/form-data; boundary=other", 400),
+])
+async def test_upload_needs_a_multipart_form(client: TestClient, uploads_dir: Path, body: str,
+                                             content_type: str, status: int) -> None:
+    response = await client.post("/api/upload", data=body, headers={"Content-Type": content_type})
+    assert response.status == status and (await response.json())["error"]
+    assert stored(uploads_dir) == []
+
+
+async def test_upload_without_a_file_field(client: TestClient) -> None:
+    body = aiohttp.FormData(default_to_multipart=True)
+    body.add_field("text", "like this but in black")
+    response = await client.post("/api/upload", data=body)
+    assert response.status == 400 and "'file'" in (await response.json())["error"]
+    body = aiohttp.FormData()
+    body.add_field("photo", photo_bytes(), filename="a.jpg", content_type="image/jpeg")
+    response = await client.post("/api/upload", data=body)
+    assert response.status == 413, "other fields are small or refused"
+
+
+async def test_uploads_are_rate_limited_per_client(client: TestClient) -> None:
+    client.server.app[UPLOADS].limiter = RateLimiter(2)
+    statuses = [(await client.post("/api/upload", data=form(photo_bytes()))).status
+                for _ in range(3)]
+    assert statuses == [201, 201, 429]
+
+
+def test_upload_store_resolves_only_its_own_refs_and_prunes_old_ones(tmp_path: Path) -> None:
+    store = UploadStore(tmp_path / "uploads", max_bytes=1 << 20, max_pixels=10_000_000)
+    ref = store.save(photo_bytes())
+    assert store.path(ref) == tmp_path / "uploads" / ref
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    for bad in ("../secret.jpg", "secret.jpg", ref.upper(), ref + "/", "", "a" * 32 + ".png"):
+        assert store.path(bad) is None
+    old = time.time() - 2 * 24 * 3600
+    os.utime(store.path(ref), (old, old))
+    fresh = store.save(photo_bytes())
+    assert store.prune() == 1
+    assert store.path(ref) is None and store.path(fresh) is not None
+    assert store.delete(fresh) and not store.delete(fresh)
+
+
+# -- chat with a photo ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["../../etc/passwd", "x.jpg", "0" * 32 + ".jpg", 5])
+async def test_chat_refuses_bad_or_unknown_upload_refs(client: TestClient, ref: object) -> None:
+    response = await client.post("/api/chat", json={"sender": "a", "message": "", "upload": ref})
+    assert response.status == 400 and (await response.json())["error"]
+
+
+async def test_chat_with_a_stored_upload_may_have_no_text(client: TestClient) -> None:
+    ref = (await (await client.post("/api/upload", data=form(photo_bytes()))).json())["ref"]
+    response = await client.post("/api/chat", json={"sender": "a", "message": "", "upload": ref})
+    # Valid: it goes on to Rasa, which is not running here.
+    assert response.status == 503
+
+
+# -- widget config and CORS -----------------------------------------------------------------------
+
+
+async def test_config_tells_the_widget_the_limits(client: TestClient) -> None:
+    config = await (await client.get("/api/config")).json()
+    assert config["max_upload_bytes"] == 10 * 1024 * 1024
+    assert config["accepted_types"] == ["image/jpeg", "image/png", "image/webp", "image/gif"]
+    assert config["max_message_chars"] > 0
+
+
+async def test_cors_only_for_configured_origins(client: TestClient) -> None:
+    allowed = await client.get("/api/config", headers={"Origin": SHOP})
+    assert allowed.headers["Access-Control-Allow-Origin"] == SHOP
+    widget = await client.get("/static/widget.js", headers={"Origin": SHOP})
+    assert widget.status == 200 and widget.headers["Access-Control-Allow-Origin"] == SHOP
+    error = await client.post("/api/chat", json={"sender": "a", "message": ""},
+                              headers={"Origin": SHOP})
+    assert error.status == 400 and error.headers["Access-Control-Allow-Origin"] == SHOP
+
+    other = await client.get("/api/config", headers={"Origin": "https://evil.example"})
+    assert other.status == 200 and "Access-Control-Allow-Origin" not in other.headers
+    same_origin = await client.get("/api/config")
+    assert "Access-Control-Allow-Origin" not in same_origin.headers
+    page = await client.get("/", headers={"Origin": SHOP})
+    assert "Access-Control-Allow-Origin" not in page.headers, "only the API and widget files"
+
+
+async def test_cors_preflight(client: TestClient) -> None:
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    allowed = await client.options("/api/chat", headers={"Origin": SHOP, **preflight})
+    assert allowed.status == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == SHOP
+    assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in allowed.headers["Access-Control-Allow-Headers"]
+    refused = await client.options("/api/upload",
+                                   headers={"Origin": "https://evil.example", **preflight})
+    assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers

@@ -1,0 +1,515 @@
+"""The chat widget in real headless Chromium, against the real stack on loopback.
+
+Rasa, the action server and the web server run as in ``make run`` (see test_bot_e2e.py);
+Playwright drives Debian's ``/usr/bin/chromium`` (no browser download). With the real
+catalog in ../shared/data the shop is a slice of it with photos, so cards show real
+pictures and the upload is a real catalog photo; without it, the sample catalog and a
+generated picture. Screenshots go to var/screenshots/; with SHOPBOT_README_SCREENSHOT=1 the
+README's docs/widget.png is rewritten too.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from retrieval.images import index_catalog_images
+from retrieval.ingest import ingest_catalog
+from retrieval.store import ProductStore
+from shopbot.settings import PROJECT_ROOT, VAR_DIR, Settings, get_settings
+from shopbot.stack import Stack, free_port, train_bot
+from shopbot.uploads import REF_PATTERN
+from tests.conftest import REAL_CATALOG, REAL_IMAGES
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
+]
+
+SCREENSHOTS = VAR_DIR / "screenshots"
+README_SCREENSHOT = PROJECT_ROOT / "docs" / "widget.png"
+PHOTO_PRODUCTS = 300  # real products with photos in the shop slice
+WAIT_MS = 90_000  # one bot turn on two busy cores; generous, never a timing assertion
+WIDGET = "document.getElementById('shopbot-widget').shadowRoot"
+
+
+@dataclass
+class Shop:
+    """What the browser tests run against."""
+
+    stack: Stack
+    uploads_dir: Path
+    photos: bool  # the store's products have real photos
+    query: str  # a search that finds several products in this store
+    photo: Path | None  # a catalog photo of a product in the store
+    allowed_origin_port: int
+
+
+def _real_slice(path: Path, count: int) -> list[str]:
+    """The first ``count`` real catalog lines whose product has a photo."""
+    lines: list[str] = []
+    with gzip.open(REAL_CATALOG, "rt", encoding="utf-8") as src:
+        for line in src:
+            if (REAL_IMAGES / f"{json.loads(line)['id']}.jpg").is_file():
+                lines.append(line)
+                if len(lines) == count:
+                    break
+    with gzip.open(path, "wt", encoding="utf-8") as dst:
+        dst.writelines(lines)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def shop(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    run_dir = tmp_path_factory.mktemp("widget")
+    photo = None
+    if REAL_CATALOG.is_file() and REAL_IMAGES.is_dir():
+        lines = _real_slice(run_dir / "slice.jsonl.gz", PHOTO_PRODUCTS)
+        store = ProductStore(run_dir / "store")
+        ingest_catalog(store, run_dir / "slice.jsonl.gz", images_dir=REAL_IMAGES)
+        # The photo index, so "similar to this photo" has catalog photos to compare with.
+        index_catalog_images(store, store.all_products()[0], REAL_IMAGES)
+        store_dir, photos, query = store.store_dir, True, "show me tshirts"
+        tshirt = next(json.loads(x) for x in lines if json.loads(x)["article_type"] == "Tshirts")
+        photo = REAL_IMAGES / f"{tshirt['id']}.jpg"
+    else:
+        store_dir = request.getfixturevalue("sample_store_dir")
+        photos, query = False, "show me red dresses"
+    model = train_bot(get_settings().models_dir)
+    allowed_port = free_port()
+    uploads_dir = run_dir / "uploads"
+    with pytest.MonkeyPatch.context() as env:
+        # Read by the web server and the action server (the Stack passes its environment on).
+        env.setenv("SHOPBOT_UPLOADS_DIR", str(uploads_dir))
+        env.setenv("SHOPBOT_SHOP_DB", str(run_dir / "shop.db"))
+        env.setenv("SHOPBOT_CORS_ORIGINS", json.dumps([f"http://127.0.0.1:{allowed_port}"]))
+        settings = Settings(
+            store_dir=store_dir, rasa_port=free_port(), action_port=free_port(),
+            web_port=free_port(), tracker_db=run_dir / "tracker.db",
+            events_db=run_dir / "events.db", uploads_dir=uploads_dir,
+        )
+        running = Stack(settings, model, log_dir=run_dir / "logs")
+        running.start()
+        try:
+            yield Shop(running, uploads_dir, photos, query, photo, allowed_port)
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile (empty localStorage) per test."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="en-IN")
+    context.set_default_timeout(WAIT_MS)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path))
+    return path
+
+
+def open_chat(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_test_id("chat-toggle").click()
+    page.get_by_test_id("chat-input").wait_for()
+
+
+def say(page: Any, text: str) -> None:
+    """Type and send, then wait until the bot's answer is in."""
+    before = bot_items(page)
+    page.get_by_test_id("chat-input").fill(text)
+    page.get_by_test_id("chat-send").click()
+    wait_for_answer(page, before)
+
+
+def bot_items(page: Any) -> int:
+    return page.evaluate(f"{WIDGET}.querySelectorAll('.sbw-msg--bot').length")
+
+
+def wait_for_answer(page: Any, before: int) -> None:
+    page.wait_for_function(
+        f"() => {WIDGET}.querySelectorAll('.sbw-msg--bot').length > {before}"
+        f" && {WIDGET}.querySelector('[data-testid=chat-typing]').hidden", timeout=WAIT_MS)
+
+
+def user_bubbles(page: Any) -> list[str]:
+    return [t.strip() for t in page.get_by_test_id("user-message").all_inner_texts()]
+
+
+CONTRAST_JS = """
+(selectors) => {
+  const root = document.getElementById('shopbot-widget').shadowRoot;
+  const parse = (c) => {
+    const p = c.match(/[\\d.]+/g).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const background = (node) => {
+    for (; node; node = node.parentNode || node.host) {
+      if (node.nodeType !== 1) continue;
+      const c = parse(getComputedStyle(node).backgroundColor);
+      if (c.a > 0.5) return c;
+    }
+    return {r: 255, g: 255, b: 255, a: 1};
+  };
+  const out = [];
+  for (const selector of selectors) {
+    for (const node of root.querySelectorAll(selector)) {
+      if (!node.offsetParent && getComputedStyle(node).position !== 'fixed') continue;
+      const fg = lum(parse(getComputedStyle(node).color));
+      const bg = lum(background(node));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      out.push({selector, ratio: Math.round(ratio * 100) / 100});
+      break;
+    }
+  }
+  return out;
+}
+"""
+TEXT_SELECTORS = [".sbw-title", ".sbw-subtitle", ".sbw-bubble--user", ".sbw-bubble--bot",
+                  ".sbw-card__brand", ".sbw-card__name", ".sbw-price__final", ".sbw-price__mrp",
+                  ".sbw-price__off", ".sbw-card__btn", ".sbw-card__btn--primary",
+                  ".sbw-quick-reply", ".sbw-input"]
+
+
+def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Shop) -> None:
+    open_chat(page, shop.stack.web_url)
+    say(page, shop.query)
+    cards = page.get_by_test_id("chat-product-card")
+    cards.first.wait_for()
+    assert cards.count() >= 2
+    first = cards.first
+    product_id = first.get_attribute("data-product-id")
+    name = first.locator(".sbw-card__name").inner_text()
+    assert product_id and name
+    assert "₹" in first.locator(".sbw-price__final").inner_text()
+    for label in ("Add to cart", "Details", "Similar"):
+        assert first.get_by_role("button", name=label).is_visible()
+    if shop.photos:
+        image = first.get_by_test_id("product-image")
+        assert image.get_attribute("alt") == name
+        page.wait_for_function(
+            f"() => [...{WIDGET}.querySelectorAll('[data-testid=product-image]')].slice(0, 2)"
+            ".every(img => img.complete && img.naturalWidth > 0)")
+    else:
+        assert first.locator(".sbw-ph").is_visible(), "no photo: a labelled placeholder"
+
+    ratios = page.evaluate(CONTRAST_JS, TEXT_SELECTORS)
+    assert {r["selector"] for r in ratios} >= {".sbw-card__name", ".sbw-bubble--user"}
+    low = [r for r in ratios if r["ratio"] < 4.5]
+    assert not low, f"text below 4.5:1 contrast: {low}"
+    log = page.get_by_test_id("chat-log")
+    assert log.get_attribute("role") == "log" and log.get_attribute("aria-live") == "polite"
+    screenshot(page, "search.png")
+    if os.environ.get("SHOPBOT_README_SCREENSHOT") == "1":
+        save_readme_screenshot(page)
+
+    before = bot_items(page)
+    with page.expect_request(lambda r: r.url.endswith("/api/chat")) as sent:
+        first.get_by_role("button", name="Add to cart").click()
+    assert sent.value.post_data_json["message"] == (
+        '/add_to_cart{"product_id":"' + product_id + '"}')
+    wait_for_answer(page, before)
+    assert user_bubbles(page)[-1] == f"Add to cart: {name}", "a label, never the payload"
+    screenshot(page, "add-to-cart.png")
+
+
+def save_readme_screenshot(page: Any) -> None:
+    """A small PNG for the README: the page at a modest size, in 256 colours."""
+    png = page.screenshot()
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)
+    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(README_SCREENSHOT, optimize=True)
+
+
+def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: Shop,
+                                                       tmp_path: Path) -> None:
+    photo = shop.photo
+    if photo is None:  # no catalog photos here: a generated picture of a red block
+        photo = tmp_path / "red-top.png"
+        canvas = Image.new("RGB", (480, 640), "white")
+        canvas.paste((190, 20, 40), (80, 120, 400, 560))
+        canvas.save(photo)
+    open_chat(page, shop.stack.web_url)
+    page.get_by_test_id("chat-file").set_input_files(str(photo))
+    chip = page.get_by_test_id("chat-attachment")
+    chip.wait_for()
+    assert "Photo ready to send" in chip.inner_text()
+    page.get_by_test_id("chat-input").fill("like this but in black")
+    before = bot_items(page)
+    with page.expect_response(lambda r: r.url.endswith("/api/upload")) as uploaded, \
+            page.expect_request(lambda r: r.url.endswith("/api/chat")) as chatted:
+        page.get_by_test_id("chat-send").click()
+    assert uploaded.value.status == 201
+    ref = uploaded.value.json()["ref"]
+    assert REF_PATTERN.match(ref) and (shop.uploads_dir / ref).is_file()
+    assert chatted.value.post_data_json == {
+        "sender": page.evaluate("ShopbotWidget.senderId()"),
+        "message": "like this but in black", "upload": ref}
+    wait_for_answer(page, before)
+    assert chip.is_hidden()
+    thumb = page.get_by_test_id("user-photo")
+    assert thumb.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert user_bubbles(page)[-1] == "like this but in black"
+    screenshot(page, "photo-upload.png")
+
+
+def test_bad_files_are_refused_before_anything_is_sent(page: Any, shop: Shop) -> None:
+    open_chat(page, shop.stack.web_url)
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if "/api/upload" in r.url else None)
+    file_input = page.get_by_test_id("chat-file")
+    error = page.get_by_test_id("chat-error")
+
+    file_input.set_input_files(files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                       "buffer": b"not a photo"}])
+    assert "isn't a photo" in error.inner_text()
+    too_big = 11 * 1024 * 1024
+    file_input.set_input_files(files=[{"name": "huge.jpg", "mimeType": "image/jpeg",
+                                       "buffer": b"\xff\xd8\xff" + b"\0" * too_big}])
+    assert "too large" in error.inner_text() and "10 MB" in error.inner_text()
+    file_input.set_input_files(files=[{"name": "fake.jpg", "mimeType": "image/jpeg",
+                                       "buffer": b"this is text pretending to be a jpeg"}])
+    page.wait_for_function(f"() => {WIDGET}.querySelector('[data-testid=chat-error]')"
+                           ".innerText.includes(\"doesn't look like a picture\")")
+    assert error.count() == 1, "one error at a time"
+    assert page.get_by_test_id("chat-attachment").is_hidden()
+    assert not uploads and not page.get_by_test_id("user-message").count()
+    screenshot(page, "bad-file.png")
+
+
+def test_reload_keeps_the_conversation(page: Any, shop: Shop) -> None:
+    open_chat(page, shop.stack.web_url)
+    say(page, "hello there")
+    sender = page.evaluate("ShopbotWidget.senderId()")
+    transcript = page.get_by_test_id("chat-log").inner_text()
+    page.reload()
+    assert page.get_by_test_id("chat-panel").is_visible(), "the open panel stays open"
+    assert page.get_by_test_id("chat-log").inner_text() == transcript
+    assert page.evaluate("ShopbotWidget.senderId()") == sender
+    page.get_by_test_id("chat-reset").click()
+    assert page.get_by_test_id("user-message").count() == 0
+    assert page.evaluate("ShopbotWidget.senderId()") != sender
+
+
+def test_demo_shopper_switch(page: Any, shop: Shop) -> None:
+    page.goto(shop.stack.web_url)
+    switch = page.get_by_test_id("demo-shopper")
+    assert not switch.is_checked()
+    switch.check()
+    assert page.evaluate("ShopbotWidget.senderId()") == "demo-shopper"
+    page.reload()
+    assert page.get_by_test_id("demo-shopper").is_checked(), "the choice survives a reload"
+    page.get_by_test_id("demo-shopper").uncheck()
+    assert page.evaluate("ShopbotWidget.senderId()") not in ("demo-shopper", None)
+
+
+FOCUS_RING = f"() => getComputedStyle({WIDGET}.activeElement).outlineStyle"
+
+
+def test_keyboard_only(page: Any, shop: Shop) -> None:
+    page.goto(shop.stack.web_url)
+    focused = f"() => {WIDGET}.activeElement && {WIDGET}.activeElement.dataset.testid"
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate(focused) == "chat-toggle":
+            break
+    else:
+        pytest.fail("the chat button is not reachable with Tab")
+    assert page.evaluate(FOCUS_RING) != "none", "a visible focus ring"
+    page.keyboard.press("Enter")
+    assert page.evaluate(focused) == "chat-input", "opening the chat focuses the input"
+    assert page.evaluate(FOCUS_RING) != "none"
+    before = bot_items(page)
+    page.keyboard.type("hi")
+    page.keyboard.press("Enter")
+    wait_for_answer(page, before)
+    assert user_bubbles(page) == ["hi"]
+    page.keyboard.press("Escape")
+    assert page.get_by_test_id("chat-panel").is_hidden()
+    assert page.evaluate(focused) == "chat-toggle", "closing returns focus to the button"
+
+
+def test_phone_width(browser: Any, shop: Shop) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2,
+                                  reduced_motion="reduce")
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        open_chat(page, shop.stack.web_url)
+        box = page.get_by_test_id("chat-panel").bounding_box()
+        panel = {key: round(value) for key, value in box.items()}
+        assert panel == {"x": 0, "y": 0, "width": 390, "height": 844}, "full screen on a phone"
+        assert page.get_by_test_id("chat-toggle").is_hidden()
+        say(page, shop.query)
+        carousel = page.locator(".sbw-carousel").first
+        assert carousel.evaluate("el => el.scrollWidth > el.clientWidth"), "cards scroll sideways"
+        first = page.get_by_test_id("chat-product-card").first
+        product_id = first.get_attribute("data-product-id")
+        before = bot_items(page)
+        with page.expect_request(lambda r: r.url.endswith("/api/chat")) as sent:
+            first.get_by_role("button", name="Details").click()
+        assert sent.value.post_data_json["message"] == (
+            '/product_details{"product_id":"' + product_id + '"}')
+        wait_for_answer(page, before)
+        screenshot(page, "phone.png")
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def other_origins(tmp_path: Path, shop: Shop) -> Iterator[tuple[str, str]]:
+    """The same shop page served from an allowed origin and from one that is not."""
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Another shop</title>'
+        '</head><body><h1>Another shop</h1>'
+        f'<script src="{shop.stack.web_url}/static/widget.js" data-init data-title="Ask us"'
+        ' data-open="true"></script></body></html>')
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    servers = [ThreadingHTTPServer(("127.0.0.1", port), handler)
+               for port in (shop.allowed_origin_port, free_port())]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield tuple(f"http://127.0.0.1:{s.server_address[1]}/" for s in servers)  # type: ignore[misc]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def test_embedded_on_another_site(page: Any, other_origins: tuple[str, str]) -> None:
+    allowed, not_allowed = other_origins
+    page.goto(allowed)
+    assert page.get_by_test_id("chat-panel").is_visible(), "data-open starts it open"
+    assert page.locator(".sbw-title").inner_text() == "Ask us"
+    say(page, "hello")
+    assert page.get_by_test_id("bot-message").count() >= 1
+
+    page.goto(not_allowed)
+    page.get_by_test_id("chat-input").fill("hello")
+    page.get_by_test_id("chat-send").click()
+    assert "Couldn't reach" in page.get_by_test_id("chat-error").inner_text()
+    assert page.get_by_test_id("chat-retry").is_visible()
+
+
+DROP_AND_PASTE_JS = """
+async (kind) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 80;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#c0392b'; ctx.fillRect(8, 8, 48, 64);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], 'dress.png', {type: 'image/png'}));
+  const root = document.getElementById('shopbot-widget').shadowRoot;
+  if (kind === 'paste') {
+    root.querySelector('[data-testid=chat-input]').dispatchEvent(new ClipboardEvent(
+      'paste', {clipboardData: transfer, bubbles: true, cancelable: true, composed: true}));
+    return true;
+  }
+  const log = root.querySelector('[data-testid=chat-log]');
+  const fire = (type) => log.dispatchEvent(new DragEvent(
+    type, {dataTransfer: transfer, bubbles: true, cancelable: true, composed: true}));
+  fire('dragenter');
+  fire('dragover');
+  const shown = !root.querySelector('.sbw-drop').hidden;
+  fire('drop');
+  return shown;
+}
+"""
+
+
+def test_drop_and_paste_attach_a_photo(page: Any, shop: Shop) -> None:
+    open_chat(page, shop.stack.web_url)
+    chip = page.get_by_test_id("chat-attachment")
+    assert page.evaluate(DROP_AND_PASTE_JS, "drop"), "dragging a file over shows the drop zone"
+    chip.wait_for()
+    assert page.locator(".sbw-drop").is_hidden()
+    page.get_by_test_id("chat-attachment-remove").click()
+    assert chip.is_hidden()
+    page.evaluate(DROP_AND_PASTE_JS, "paste")
+    chip.wait_for()
+    assert page.locator(".sbw-chip__img").get_attribute("src").startswith("data:image/jpeg")
+
+
+def test_rendering_contract_for_carts_and_untrusted_text(page: Any, shop: Shop) -> None:
+    """The bot sends no cart summary or markup yet: /api/chat is answered in the browser with
+    the documented payloads, to pin down how the widget renders them."""
+    cart = {"type": "cart", "currency": "INR", "total": 2398.0, "savings": 600.0, "lines": [
+        {"id": "1", "name": "Blue Jeans", "size": "32", "qty": 2, "unit_price": 999.0,
+         "line_total": 1998.0, "image_url": "/images/1.jpg"},
+        {"id": "2", "name": "White Socks", "size": None, "qty": 1, "unit_price": 400.0,
+         "line_total": 400.0, "image_url": None}]}
+    replies = [
+        [{"text": "<img src=x onerror=\"window.pwned=1\"> <b>bold</b>\nsecond line"},
+         {"custom": cart}],
+        [{"text": "Checking out."}],
+    ]
+    sent: list[dict[str, Any]] = []
+
+    def answer(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps(replies[len(sent) - 1]))
+
+    page.route("**/api/chat", answer)
+    open_chat(page, shop.stack.web_url)
+    say(page, "show my cart")
+    text = page.get_by_test_id("bot-message").first
+    assert text.inner_text() == '<img src=x onerror="window.pwned=1"> <b>bold</b>\nsecond line'
+    assert not page.evaluate("window.pwned") and not text.locator("img, b").count()
+    summary = page.get_by_test_id("chat-cart")
+    assert page.get_by_test_id("cart-line").count() == 2
+    assert "Your cart (3 items)" in summary.inner_text()
+    assert "Size 32 · 2 × ₹999" in summary.inner_text()
+    assert page.get_by_test_id("cart-total").inner_text() == "₹2,398"
+    assert "₹600" in summary.inner_text()
+    page.get_by_test_id("cart-checkout").click()
+    page.get_by_text("Checking out.").wait_for()
+    assert sent[-1]["message"] == "/checkout" and user_bubbles(page)[-1] == "Checkout"
+    screenshot(page, "cart.png")
