@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from shopbot.cli_images import classify, images_app
+from shopbot.cli_recsys import app as recsys_app
+from shopbot.cli_shop import shop_app
 from shopbot.settings import VAR_DIR, Settings, get_settings
 
 app = typer.Typer(help="shopbot: a conversational shopping assistant.", no_args_is_help=True)
@@ -68,7 +71,8 @@ def _run_ingest(catalog: Path | None, images: Path | None, store_dir: Path, prun
     bars: list[tqdm] = []
 
     def progress_factory(total: int):  # noqa: ANN202
-        bar = tqdm(total=total, unit="product", desc="ingest", file=sys.stderr)
+        desc, unit = ("ingest", "product") if not bars else ("photos", "photo")
+        bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr)
         bars.append(bar)
         return bar.update
 
@@ -182,6 +186,26 @@ def train(
     console.print(f"model: {model}")
 
 
+def _bootstrap_models(store_dir: Path, images: Path | None) -> None:
+    """A new shop has no interaction log: train a clearly-labelled demo recommender on
+    simulated sessions once, so recommendations work from the first conversation."""
+    from actions.services import RECOMMENDER_FILE
+
+    target = get_settings().recsys_model or store_dir / RECOMMENDER_FILE
+    if not target.is_file():
+        from recsys.bootstrap import train_demo_recommender
+
+        console.print("training a demo recommender on SYNTHETIC shopper sessions "
+                      "(about 90 s, once; train on your own events with `shopbot recsys "
+                      "train var/events.db`)...")
+        products, _ = _open_store(store_dir).all_products()
+        train_demo_recommender(products, target)
+    if images and not (store_dir / "image_head.json").is_file():
+        console.print(f"photos are matched with the generic ImageNet mapping; for better "
+                      f"photo recognition run: shopbot images train --images {images} "
+                      f"--store {store_dir}")
+
+
 @app.command()
 def run(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="Catalog file.")] = None,
@@ -198,6 +222,7 @@ def run(
         console.print(f"catalog: {report.loaded} products in {store_dir} "
                       f"({report.added} added, {report.updated} updated)")
         settings = Settings(**{**get_settings().model_dump(), "store_dir": store_dir})
+        _bootstrap_models(store_dir, _images_for(catalog, images))
         model = train_bot(settings.models_dir)
         stack = Stack(settings, model)
         console.print("starting action server, Rasa server and demo page (about 45 s)...")
@@ -232,6 +257,13 @@ def shell() -> None:
     command = [str(rasa_executable()), "shell", "--model", str(model),
                "--endpoints", "endpoints.yml", "--port", str(settings.rasa_port + 100)]
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+# Sub-commands that live in their own modules (each keeps its heavy imports lazy).
+app.add_typer(images_app, name="images")
+app.command(help="Classify product photos: one JSON line per image with --json.")(classify)
+app.add_typer(recsys_app, name="recsys")
+app.add_typer(shop_app, name="shop")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,19 @@ def test_simulated_sessions_are_coherent_and_deterministic(tmp_path: Path) -> No
     log = EventLog(tmp_path / "sim.db")
     assert log.log_many(events) == len(events)
     assert sum(1 for _ in log.iter_events()) == len(events)
+
+
+def test_demo_recommender_trains_on_simulated_sessions_and_is_labelled(tmp_path: Path) -> None:
+    from recsys.artifacts import try_load_model
+    from recsys.bootstrap import train_demo_recommender
+    from recsys.serving import Recommender
+
+    products, _ = load_catalog(None)
+    summary = train_demo_recommender(products, tmp_path / "rec.pt", shoppers=300,
+                                     time_budget_s=10)
+    assert summary["synthetic"] is True and summary["events"] > 1000
+    trained = try_load_model(tmp_path / "rec.pt")
+    assert trained is not None and trained.meta["synthetic"] is True
+    recommender = Recommender([p.id for p in products], trained)
+    picks = recommender.recommend([products[0].id], k=5)
+    assert len(picks) == 5 and {p.source for p in picks} == {"model"}
