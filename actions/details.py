@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
 from actions.replies import price_text
+from recsys.events import EventType
 from retrieval.cards import cards_payload
 from retrieval.catalog import Product
 from retrieval.refine import positions
@@ -21,13 +22,30 @@ COMPARE_FIELDS = ("Fabric", "Fit", "Pattern", "Sleeve Length", "Type", "Material
                   "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
 
 
+def entity_value(tracker: Tracker, name: str) -> str | None:
+    """The first value of an entity in the latest message (button payloads carry
+    ``product_id`` this way, so card buttons work without the NLU)."""
+    for entity in (tracker.latest_message or {}).get("entities") or []:
+        if entity.get("entity") == name and entity.get("value") not in (None, ""):
+            return str(entity["value"])[:64]
+    return None
+
+
 def referenced_products(
     dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> tuple[list[Product], list[Product]] | None:
     """(products the message points at, products shown last), in the order mentioned;
     None after telling the shopper why there is nothing to refer to."""
+    product_id = entity_value(tracker, "product_id")
     try:
-        shown = services.product_search().store.get(tracker.get_slot("shown_products") or [])
+        store = services.product_search().store
+        shown = store.get(tracker.get_slot("shown_products") or [])
+        if product_id:
+            named = store.get([product_id])
+            if not named:
+                dispatcher.utter_message(text="Sorry, I can't find that product any more.")
+                return None
+            return named, shown or named
     except Exception:
         logger.exception("could not load the products shown to %s", tracker.sender_id)
         dispatcher.utter_message(text="Sorry, I can't look those products up right now.")
@@ -90,6 +108,7 @@ class ActionProductDetails(Action):
             picked = shown
         product = picked[0]
         dispatcher.utter_message(text=describe(product), json_message=cards_payload([product]))
+        services.log_event(tracker.sender_id, [product.id], EventType.OPENED)
         return []
 
 
@@ -115,4 +134,5 @@ class ActionCompareProducts(Action):
                 return []
         products = picked[:4]
         dispatcher.utter_message(text=comparison(products), json_message=cards_payload(products))
+        services.log_event(tracker.sender_id, [p.id for p in products], EventType.OPENED)
         return []

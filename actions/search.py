@@ -11,11 +11,14 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
+from actions.photo import photo_reply, upload_path
 from actions.replies import product_list
+from recsys.events import EventType
 from retrieval.cards import cards_payload
 from retrieval.query import SearchConstraints
 from retrieval.refine import refine_constraints
 from retrieval.search import SearchResult
+from shopbot.profile import with_profile_defaults
 from shopbot.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,8 @@ def _headline(result: SearchResult) -> str:
 
 
 def reply_with_results(
-    dispatcher: CollectingDispatcher, result: SearchResult, query: str, page: int
+    dispatcher: CollectingDispatcher, tracker: Tracker, result: SearchResult, query: str,
+    page: int,
 ) -> list[dict[str, Any]]:
     """Text + product cards for a result page, and the slots the next turn builds on."""
     if not result.products:
@@ -53,13 +57,16 @@ def reply_with_results(
             text="Sorry, I couldn't find any products matching that. "
             "Try describing it differently, e.g. 'black heels under 1500'."
         )
-        return [SlotSet("search_query", query), SlotSet("shown_products", [])]
+        return [SlotSet("photo_ref", None), SlotSet("search_query", query),
+                SlotSet("shown_products", [])]
     headline = _headline(result) if not page else f"More {result.constraints.describe()}:"
     dispatcher.utter_message(
         text=headline + "\n" + product_list(result.products, start=result.offset + 1),
         json_message=cards_payload(result.products, query=query),
     )
+    services.log_event(tracker.sender_id, result.ids, EventType.SHOWN)
     return [
+        SlotSet("photo_ref", None),
         SlotSet("search_query", query),
         SlotSet("search_filters", result.constraints.to_dict()),
         SlotSet("shown_products", result.ids),
@@ -88,12 +95,24 @@ class ActionSearchProducts(Action):
             dispatcher.utter_message(text="Tell me what you're looking for, e.g. 'red dresses'.")
             return []
         try:
-            result = services.product_search().search(
-                text, k=get_settings().search_page_size, entities=message.get("entities")
-            )
+            search = services.product_search()
+            constraints = search.understand(text, message.get("entities"))
+            filled: list[str] = []
+            try:  # a fresh search: what the query leaves open comes from the profile
+                profile = services.profile_store().get(tracker.sender_id)
+                constraints, filled = with_profile_defaults(constraints, profile)
+            except Exception:
+                logger.exception("profile unavailable for %s", tracker.sender_id)
+            result = search.search(text, k=get_settings().search_page_size,
+                                   constraints=constraints)
         except Exception:
             return search_failed(dispatcher, text)
-        return reply_with_results(dispatcher, result, text, page=0)
+        events = reply_with_results(dispatcher, tracker, result, text, page=0)
+        if filled and result.products:
+            dispatcher.utter_message(text="(I used your saved " + " and ".join(filled)
+                                     + " preference; say e.g. 'for men' or 'any price' to "
+                                     "change it.)")
+        return events
 
 
 class ActionRefineSearch(Action):
@@ -114,17 +133,20 @@ class ActionRefineSearch(Action):
             if not previous:  # nothing to refine: treat it as a new search
                 result = search.search(text, k=get_settings().search_page_size,
                                        entities=message.get("entities"))
-                return reply_with_results(dispatcher, result, text, page=0)
+                return reply_with_results(dispatcher, tracker, result, text, page=0)
             shown = search.store.get(tracker.get_slot("shown_products") or [])
             constraints = refine_constraints(
                 SearchConstraints.from_dict(previous), text, search.store.vocab, shown,
                 message.get("entities"),
             )
+            photo = upload_path(tracker.get_slot("photo_ref"))
+            if photo is not None:  # "like this but in black": still ranked by the photo
+                return photo_reply(dispatcher, tracker, photo, "", constraints)
             result = search.search(query, k=get_settings().search_page_size,
                                    constraints=constraints)
         except Exception:
             return search_failed(dispatcher, text)
-        return reply_with_results(dispatcher, result, query, page=0)
+        return reply_with_results(dispatcher, tracker, result, query, page=0)
 
 
 class ActionShowMore(Action):
@@ -138,11 +160,15 @@ class ActionShowMore(Action):
     ) -> list[dict[str, Any]]:
         previous = tracker.get_slot("search_filters")
         query = tracker.get_slot("search_query")
+        page = int(tracker.get_slot("search_page") or 0) + 1
+        photo = upload_path(tracker.get_slot("photo_ref"))
+        if photo is not None:
+            return photo_reply(dispatcher, tracker, photo, "",
+                               SearchConstraints.from_dict(previous), page=page)
         if not previous or not query:
             dispatcher.utter_message(text="Tell me what you're looking for first, "
                                           "e.g. 'white sneakers for men'.")
             return []
-        page = int(tracker.get_slot("search_page") or 0) + 1
         size = get_settings().search_page_size
         try:
             result = services.product_search().search(
@@ -151,7 +177,7 @@ class ActionShowMore(Action):
             )
         except Exception:
             return search_failed(dispatcher, query)
-        return reply_with_results(dispatcher, result, query, page=page)
+        return reply_with_results(dispatcher, tracker, result, query, page=page)
 
 
 # Warm up inside Sanic's worker process only (the stack sets SHOPBOT_WARM_UP): the parent

@@ -38,11 +38,34 @@ class Settings(BaseSettings):
     search_page_size: int = 5
     max_message_chars: int = 2000
 
+    uploads_dir: Path = Field(
+        default=VAR_DIR / "uploads",
+        description="Shopper photo uploads, stored under random names; bad files never kept.",
+    )
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000  # Pillow's decompression-bomb guard, per upload
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Other sites allowed to embed the chat widget (exact origins).",
+    )
+    shop_db: Path = Field(
+        default=VAR_DIR / "shop.db",
+        description="Orders, carts, profiles and handoff tickets (SQLite).",
+    )
+
     rasa_port: int = 5005
     action_port: int = 5055
     web_port: int = 8080
     host: str = "127.0.0.1"
     tracker_db: Path = VAR_DIR / "tracker.db"
+    events_db: Path = Field(
+        default=VAR_DIR / "events.db",
+        description="Interaction log (shown/opened/carted/bought) that trains the recommender.",
+    )
+    recsys_model: Path | None = Field(
+        default=None,
+        description="Trained recommender file; default: recommender.pt in the product store.",
+    )
     models_dir: Path = VAR_DIR / "models"
 
 

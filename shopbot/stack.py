@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -188,6 +189,11 @@ class Stack:
         env = dict(os.environ)
         env.update(
             SHOPBOT_STORE_DIR=str(s.store_dir),
+            SHOPBOT_EVENTS_DB=str(s.events_db),
+            SHOPBOT_SHOP_DB=str(s.shop_db),
+            SHOPBOT_TRACKER_DB=str(s.tracker_db),
+            SHOPBOT_UPLOADS_DIR=str(s.uploads_dir),
+            SHOPBOT_CORS_ORIGINS=json.dumps(s.cors_origins),
             SHOPBOT_RASA_PORT=str(s.rasa_port),
             SHOPBOT_HOST=s.host,
             TOKENIZERS_PARALLELISM="false",
@@ -195,6 +201,8 @@ class Stack:
             SANIC_HOST=s.host,  # rasa_sdk binds 0.0.0.0 unless told otherwise
             PYTHONUNBUFFERED="1",
         )
+        if s.recsys_model:
+            env.update(SHOPBOT_RECSYS_MODEL=str(s.recsys_model))
         if s.chroma_host:
             env.update(SHOPBOT_CHROMA_HOST=s.chroma_host, SHOPBOT_CHROMA_PORT=str(s.chroma_port))
         return env

@@ -43,14 +43,20 @@ def sample_search(sample_store: ProductStore) -> ProductSearch:
 
 
 @pytest.fixture
-def actions_on_sample_store(sample_store_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    """Point the actions' settings and cached search at the sample store for one test."""
+def actions_on_sample_store(
+    sample_store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Point the actions' settings and cached services at the sample store for one test,
+    with a fresh event log of its own."""
     from actions import services
     from shopbot import settings as settings_module
 
     monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
+    monkeypatch.setenv("SHOPBOT_EVENTS_DB", str(tmp_path / "events.db"))
+    caches = (settings_module.get_settings, services.product_search, services.event_log,
+              services.recommender)
+    for cache in caches:
+        cache.cache_clear()
     yield
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
+    for cache in caches:
+        cache.cache_clear()

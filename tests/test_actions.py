@@ -14,12 +14,7 @@ from actions.faq import ActionAnswerFaq
 from actions.search import ActionSearchProducts
 from shopbot import settings as settings_module
 
-DOMAIN: dict[str, Any] = {
-    "responses": {
-        "utter_faq/shipping": [{"text": "Free shipping over Rs 999."}],
-        "utter_faq/returns": [{"text": "30-day returns."}],
-    }
-}
+DOMAIN: dict[str, Any] = {"responses": {}}
 
 
 pytestmark = pytest.mark.usefixtures("actions_on_sample_store")
@@ -92,21 +87,21 @@ async def test_search_with_unusable_store_answers_politely(
     assert events == []
 
 
-def faq_tracker(key: str | None, confidence: float) -> Tracker:
-    selector = {"faq": {"response": {"intent_response_key": key, "confidence": confidence,
-                                     "utter_action": f"utter_{key}" if key else None}}}
-    return tracker("how long is shipping", intent="faq", response_selector=selector)
-
-
-async def test_faq_answers_confident_selection() -> None:
-    dispatcher, _ = await run(ActionAnswerFaq(), faq_tracker("faq/shipping", 0.93))
-    assert dispatcher.messages[0]["response"] == "utter_faq/shipping"
-
-
-@pytest.mark.parametrize(("key", "confidence"), [("faq/shipping", 0.2), (None, 0.0),
-                                                 ("faq/unknown_topic", 0.99)])
-async def test_faq_unsure_offers_topics(key: str | None, confidence: float) -> None:
-    dispatcher, _ = await run(ActionAnswerFaq(), faq_tracker(key, confidence))
+async def test_faq_answers_a_policy_intent_from_the_policy_file() -> None:
+    t = tracker("how many days does delivery take?", intent="delivery_period")
+    dispatcher, events = await run(ActionAnswerFaq(), t)
     (message,) = dispatcher.messages
-    assert "not sure" in message["text"]
-    assert len(message["buttons"]) == 4
+    assert "business days" in message["text"] and events == []
+
+
+async def test_faq_answers_other_shop_questions_by_meaning() -> None:
+    dispatcher, _ = await run(ActionAnswerFaq(), tracker("is there a size chart", intent="faq"))
+    assert "Size chart" in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.parametrize("text", ["how is the weather in goa", ""])
+async def test_faq_unsure_offers_a_person(text: str) -> None:
+    dispatcher, _ = await run(ActionAnswerFaq(), tracker(text, intent="faq"))
+    (message,) = dispatcher.messages
+    assert "not sure" in message["text"] and "person" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ["/contact_human_agent", "/deny"]
