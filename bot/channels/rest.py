@@ -1,0 +1,86 @@
+"""Rasa's REST channel (what the web widget talks to), plus channel linking.
+
+Same URL (``/webhooks/rest/webhook``), same request (``{"sender", "message", "metadata"}``)
+and same answer (the list of bot messages) as Rasa's ``rest`` channel, so the demo page
+and its proxy don't change. Two additions:
+
+- ``link`` / ``link <code>`` / ``unlink`` are answered here, and a linked sender's messages
+  reach the bot under the id of the chat it was linked to (see ``linking``);
+- sender ids that look like another channel's (``telegram:...``) are refused, so nobody
+  can read a Telegram shopper's cart by posting their id here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from asyncio import CancelledError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.config import ShopEnv
+from bot.channels.inbound import CHANNEL_PREFIXES
+from bot.channels.linking import LinkStore, valid_sender
+
+logger = logging.getLogger(__name__)
+
+
+class LinkingRestInput(RestInput):
+    """``rest`` with link commands and sender mapping; no streaming (nothing here uses it)."""
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> LinkingRestInput:
+        return cls()
+
+    def __init__(self, shop: ShopEnv | None = None) -> None:
+        self.link_store = LinkStore((shop or ShopEnv.from_env()).shop_db)
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[None]]
+    ) -> Blueprint:
+        hook = Blueprint("shopbot_rest_webhook", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                payload = request.json
+            except Exception:  # noqa: BLE001 - Sanic raises its own error type for bad JSON
+                payload = None
+            if not isinstance(payload, dict):
+                return response.json({"error": 'send {"sender": "...", "message": "..."}'},
+                                     status=400)
+            sender, text = payload.get("sender"), payload.get("message")
+            if not valid_sender(sender) or not isinstance(text, str | type(None)):
+                return response.json({"error": "sender must be a short id, message text"},
+                                     status=400)
+            if sender.lower().startswith(CHANNEL_PREFIXES):
+                logger.warning("rest refused sender id %r (another channel's)", sender[:40])
+                return response.json({"error": "that sender id belongs to another channel"},
+                                     status=403)
+            answer = self.link_store.handle(sender, text)
+            if answer is not None:
+                return response.json([{"recipient_id": sender, "text": answer}])
+            metadata = payload.get("metadata")
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(
+                    text, collector, self.link_store.canonical(sender),
+                    input_channel=payload.get("input_channel") or self.name(),
+                    metadata=metadata if isinstance(metadata, dict) else None))
+            except CancelledError:
+                logger.error("rest message timed out: %r", copy.deepcopy(text)[:100])
+            except Exception:
+                logger.exception("rest message failed: %r", str(text)[:100])
+            return response.json(collector.messages)
+
+        return hook
