@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Other sites allowed to embed the chat widget (exact origins).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Public address of the web server, for photo and product links in "
+        "messaging channels.",
+    )
     shop_db: Path = Field(
         default=VAR_DIR / "shop.db",
         description="Orders, carts, profiles and handoff tickets (SQLite).",

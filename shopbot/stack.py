@@ -227,6 +227,12 @@ class Stack:
                 rasa_env({
                     "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
                     "TRACKER_DB": str(s.tracker_db),
+                    # the channels in bot/channels read these (uploads, links, card links)
+                    "SHOPBOT_UPLOADS_DIR": str(s.uploads_dir),
+                    "SHOPBOT_SHOP_DB": str(s.shop_db),
+                    "SHOPBOT_MAX_UPLOAD_BYTES": str(s.max_upload_bytes),
+                    "SHOPBOT_MAX_IMAGE_PIXELS": str(s.max_image_pixels),
+                    **({"SHOPBOT_PUBLIC_URL": s.public_url} if s.public_url else {}),
                 }),
                 ready_line=READY_LINE,
             ),
