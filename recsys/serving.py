@@ -206,6 +206,10 @@ class Recommender:
                    allowed: Allowed) -> list[Recommendation]:
         if k <= 0:
             return []
+        if isinstance(history, str | int):  # one id passed where a list was meant
+            history = [str(history)]
+        if isinstance(exclude, str):
+            exclude = [exclude]
         history = [str(h) for h in (history or []) if h is not None and str(h).strip()]
         history = history[-self.max_history:]
         excluded = set(history) if exclude is None else {str(e) for e in exclude}

@@ -24,6 +24,7 @@ from recsys.evaluate import LeaveOneOutEvaluator
 from recsys.metrics import ndcg_at_k, ranks_of_targets
 from recsys.models import ItemKNNRecommender, SASRec, ScoreBlend, build_model
 from recsys.models.base import SequentialRecommender
+from recsys.models.blend import counted_scores
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,8 @@ def build_and_train(
     return model, train_model(model, split, train_config, max_len=max_len)
 
 
-BLEND_GRID = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
+BLEND_WEIGHTS = (0.0, 4.0, 8.0, 12.0, 16.0)
+BLEND_FLOOR_QUANTILES = (0.0, 0.75, 0.9)
 
 
 def train_blend(
@@ -217,17 +219,17 @@ def train_blend(
     itemknn_config: dict[str, Any] | None = None,
     item_content: torch.Tensor | None = None,
 ) -> tuple[ScoreBlend, TrainResult]:
-    """SASRec + item-KNN, with the item-KNN weight that maximises validation NDCG@10."""
+    """SASRec + item-KNN, with the item-KNN weight and floor that maximise validation NDCG@10."""
     started = time.perf_counter()
     sasrec, sasrec_result = build_and_train(SASRec.name, split, sasrec_config, train_config,
                                             item_attributes, item_content)
     knn = ItemKNNRecommender(split.n_items, **(itemknn_config or {}))
     knn.fit(split.train)
-    blend, valid, by_weight = blend_on_validation(sasrec, knn, split)
-    history = [*sasrec_result.history, {"valid_ndcg@10_by_itemknn_weight": by_weight}]
+    blend, valid, by_setting = blend_on_validation(sasrec, knn, split)
+    history = [*sasrec_result.history, {"valid_ndcg@10_by_weight_floor": by_setting}]
     seconds = round(time.perf_counter() - started, 2)
-    logger.info("blend: item-KNN weight %s, valid ndcg@10 %.4f (SASRec alone %.4f)",
-                blend.config["weights"][1], valid["ndcg@10"],
+    logger.info("blend: item-KNN weight %s floor %s, valid ndcg@10 %.4f (SASRec alone %.4f)",
+                blend.config["weights"][1], blend.config["floors"][1], valid["ndcg@10"],
                 sasrec_result.best_valid.get("ndcg@10", 0.0))
     return blend, TrainResult(valid, sasrec_result.best_epoch, sasrec_result.epochs_run,
                               seconds, sasrec_result.stopped, history)
@@ -236,44 +238,57 @@ def train_blend(
 def blend_on_validation(
     trained: SequentialRecommender, counted: SequentialRecommender, split: LeaveOneOutSplit
 ) -> tuple[ScoreBlend, dict[str, float], dict[str, float]]:
-    """The blend with the best validation weight, its validation metrics, NDCG per weight."""
+    """The blend with the best validation setting, its validation metrics, NDCG per setting."""
     max_len = int(trained.config.get("max_len", 50))
-    weight, by_weight = tune_blend_weight([trained, counted], split.valid_histories,
-                                          split.valid_targets, max_len)
-    blend = ScoreBlend.from_models([trained, counted], [1.0, weight])
+    (weight, floor), by_setting = tune_blend([trained, counted], split.valid_histories,
+                                             split.valid_targets, max_len)
+    blend = ScoreBlend.from_models([trained, counted], [1.0, weight], [0.0, floor])
     valid = LeaveOneOutEvaluator(split.valid_histories, split.valid_targets, max_len=max_len)(
         blend)
-    return blend, valid, by_weight
+    return blend, valid, by_setting
 
 
 @torch.no_grad()
-def tune_blend_weight(
+def tune_blend(
     models: list[SequentialRecommender],
     histories: list[list[int]],
     targets: list[int],
     max_len: int = 50,
-    grid: tuple[float, ...] = BLEND_GRID,
+    weights: tuple[float, ...] = BLEND_WEIGHTS,
+    floor_quantiles: tuple[float, ...] = BLEND_FLOOR_QUANTILES,
     batch_size: int = 1024,
-) -> tuple[float, dict[str, float]]:
-    """Weight of ``models[1]`` next to ``models[0]`` (weight 1) with the best NDCG@10.
+) -> tuple[tuple[float, float], dict[str, float]]:
+    """``(weight, floor)`` of ``models[1]`` next to ``models[0]`` with the best NDCG@10.
 
-    Each model scores the validation set once; every grid point reuses those scores.
+    Floors are quantiles of the counted model's best score per history, so the grid does not
+    depend on that model's scale. Each model scores the validation set once per pass.
     """
     order = sorted(range(len(targets)), key=lambda n: len(histories[n]))  # narrow batches
     padded = pad_sequences([histories[n] for n in order], max_len, side="left")
     wanted = torch.tensor([targets[n] for n in order], dtype=torch.long)
-    ranks: dict[float, list[torch.Tensor]] = {w: [] for w in grid}
     for model in models:
         model.eval()
+    batches = []
     for start in range(0, len(wanted), batch_size):
         batch = padded[start: start + batch_size]
-        batch = batch[:, int((batch != 0).any(dim=0).int().argmax()):]
-        first, second = (ScoreBlend.comparable_scores(m, m.full_sort_predict(batch))
-                         for m in models)
-        for weight in grid:
-            mixed = first + weight * second
-            mixed[:, 0] = float("-inf")
-            ranks[weight].append(ranks_of_targets(mixed, wanted[start: start + batch_size]))
-    scores = {w: ndcg_at_k(torch.cat(r).numpy(), 10) for w, r in ranks.items()}
-    best = max(scores, key=lambda w: scores[w])
-    return best, {str(w): round(v, 5) for w, v in scores.items()}
+        batches.append((batch[:, int((batch != 0).any(dim=0).int().argmax()):],
+                        wanted[start: start + batch_size]))
+    row_max = torch.cat([counted_scores(models[1].full_sort_predict(b)).max(dim=1).values
+                         for b, _ in batches])
+    floors = sorted({round(float(torch.quantile(row_max, q)), 6) if q else 0.0
+                     for q in floor_quantiles})
+    ranks: dict[tuple[float, float], list[torch.Tensor]] = {
+        (w, f): [] for w in weights for f in floors}
+    for batch, batch_targets in batches:
+        first = ScoreBlend.comparable_scores(models[0], models[0].full_sort_predict(batch))
+        second = counted_scores(models[1].full_sort_predict(batch))
+        second_max = second.max(dim=1, keepdim=True).values
+        for floor in floors:
+            scaled = second / second_max.clamp(min=max(floor, 1e-12))
+            for weight in weights:
+                mixed = first + weight * scaled
+                mixed[:, 0] = float("-inf")
+                ranks[(weight, floor)].append(ranks_of_targets(mixed, batch_targets))
+    scores = {key: ndcg_at_k(torch.cat(r).numpy(), 10) for key, r in ranks.items()}
+    best = max(scores, key=lambda key: scores[key])
+    return best, {f"w={w} floor={f}": round(v, 5) for (w, f), v in scores.items()}

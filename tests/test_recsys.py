@@ -36,7 +36,7 @@ from recsys.evaluate import LeaveOneOutEvaluator
 from recsys.metrics import hit_rate_at_k, ndcg_at_k, ranks_of_targets
 from recsys.models import MODEL_CLASSES, ScoreBlend, build_model
 from recsys.serving import Recommender
-from recsys.trainer import TrainConfig, build_and_train, tune_blend_weight
+from recsys.trainer import TrainConfig, build_and_train, tune_blend
 from shopbot.cli_recsys import app
 from tests.conftest import SHARED_DATA
 
@@ -213,9 +213,9 @@ def test_blend_mixes_trained_parts_and_survives_a_roundtrip(cyclic_split, traine
     sasrec, _ = trained_sasrec
     popular, _ = build_and_train("popular", cyclic_split,
                                  train_config=TrainConfig(progress=False, threads=1))
-    weight, by_weight = tune_blend_weight([sasrec, popular], cyclic_split.valid_histories,
-                                          cyclic_split.valid_targets, max_len=12)
-    assert weight <= 1.0 and by_weight["0.0"] > by_weight["24.0"]  # popularity adds nothing
+    (weight, floor), by_setting = tune_blend([sasrec, popular], cyclic_split.valid_histories,
+                                             cyclic_split.valid_targets, max_len=12)
+    assert weight <= 2.0 and by_setting["w=0.0 floor=0.0"] > by_setting["w=16.0 floor=0.0"]
     blend = ScoreBlend.from_models([sasrec, popular], [1.0, 2.0])
     history = pad_sequences([[3, 4, 5]], 12)
     scores = blend.full_sort_predict(history)
@@ -354,6 +354,7 @@ def test_recommender_never_raises(tmp_path: Path, caplog) -> None:
     assert recommender.trained is None and "fallback" in caplog.text
     assert [p.item_id for p in recommender.recommend([], k=2)] == ["a", "b"]
     assert recommender.recommend([None, 5, "", "zzz"], k=1)[0].source == "popular"  # type: ignore[list-item]
+    assert [p.item_id for p in recommender.recommend("a", k=2)] == ["b", "c"]
 
     def explode(item: str) -> bool:
         raise RuntimeError("filter bug")
