@@ -140,7 +140,10 @@ def index(
 def classify(
     paths: Annotated[list[Path], typer.Argument(help="Photos to classify.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    store: StoreOption = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Store with the trained head (default: "
+                                  "SHOPBOT_STORE_DIR; no head there = ImageNet fallback).")
+    ] = None,
     max_mb: Annotated[float, typer.Option("--max-mb", help="Refuse larger files.")] = 20.0,
 ) -> None:
     """Say what each photo shows: article type, colour, score and the top guesses."""

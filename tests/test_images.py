@@ -95,7 +95,8 @@ def test_every_bad_upload_gets_its_own_clear_refusal(tmp_path: Path) -> None:
     assert rejected_reason(bomb.read_bytes()) == "too_many_pixels"
     assert rejected_reason(huge) == "too_large"
     assert rejected_reason(animated) == "animated"
-    assert rejected_reason(tmp_path / "missing.jpg") == "unreadable"
+    assert rejected_reason(tmp_path / "missing.jpg") == "not_found"
+    assert rejected_reason(tmp_path) == "not_a_file"
     with pytest.raises(ImageRejected):
         load_image(whole, max_bytes=len(whole) - 1)
     with pytest.raises(ImageRejected):
