@@ -75,7 +75,7 @@ class ActionForgetMe(Action):
         report = forget_shopper(
             sender, orders=services.order_store(), cart=services.cart_store(),
             profile=services.profile_store(), tickets=services.ticket_store(),
-            events=services.event_log(), tracker_db=tracker_db)
+            events=services.event_log(), links=services.link_store(), tracker_db=tracker_db)
         # Rasa saves this very turn after the reply; delete it again once it has.
         task = asyncio.create_task(purge_tracker_later(tracker_db, sender))
         _PURGES.add(task)

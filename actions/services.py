@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from bot.channels.linking import LinkStore
 from recsys.events import EventLog, EventType
 from recsys.serving import Recommender
 from retrieval.catalog import Product
@@ -128,6 +129,12 @@ def cart_store() -> CartStore:
 @lru_cache(maxsize=1)
 def profile_store() -> ProfileStore:
     return ProfileStore(get_settings().shop_db)
+
+
+@lru_cache(maxsize=1)
+def link_store() -> LinkStore:
+    """Channel links (shared with the Rasa-side channels through the shop database)."""
+    return LinkStore(get_settings().shop_db)
 
 
 @lru_cache(maxsize=1)

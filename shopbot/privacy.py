@@ -1,7 +1,8 @@
 """'Forget me': delete everything the shop holds about one shopper, and say what was done.
 
-Deleted: profile, cart, support tickets, the interaction log (recsys events) and the
-conversation history in Rasa's SQL tracker store (table ``events``, column ``sender_id``).
+Deleted: profile, cart, support tickets, the interaction log (recsys events), links to other
+chats (channel linking) and the conversation history in Rasa's SQL tracker store (table
+``events``, column ``sender_id``).
 Kept: orders, because a shop must keep its sales records (invoices) for accounting and tax.
 They are anonymised instead (see ``OrderStore.anonymise``): no longer linked to the shopper,
 and finished orders lose their delivery address.
@@ -20,6 +21,7 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from recsys.events import EventLog
 from shopbot.cart import CartStore
@@ -32,6 +34,13 @@ logger = logging.getLogger(__name__)
 
 TRACKER_TABLE = "events"  # Rasa 3.6 SQLTrackerStore
 PURGE_DELAY_S = 3.0
+
+
+class SenderLinks(Protocol):
+    """The channel-link store (``bot.channels.linking.LinkStore``; kept out of the imports
+    here so this module does not depend on the channels package)."""
+
+    def forget(self, sender: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ def forget_shopper(
     profile: ProfileStore | None = None,
     tickets: TicketStore | None = None,
     events: EventLog | None = None,
+    links: SenderLinks | None = None,
     tracker_db: Path | str | None = None,
 ) -> ForgetReport:
     """Delete (or, for orders, anonymise) everything held about ``sender_id``.
@@ -106,6 +116,7 @@ def forget_shopper(
         "cart": cart.clear if cart else None,
         "tickets": tickets.delete_for if tickets else None,
         "events": events.forget if events else None,
+        "links": links.forget if links else None,
         "conversation": ((lambda s: delete_tracker_rows(tracker_db, s))
                          if tracker_db is not None else None),
     }
@@ -144,6 +155,8 @@ def forget_message(report: ForgetReport) -> str:
         gone.append("your support requests")
     if report.deleted.get("events"):
         gone.append("your browsing history")
+    if report.deleted.get("links"):
+        gone.append("the links to your other chats")
     if "conversation" in report.deleted:
         gone.append("our conversation history")
     text = ("Done: I've deleted " + _join(gone) + "." if gone

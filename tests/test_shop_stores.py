@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels.linking import LINKED, LinkStore
 from recsys.events import EventLog, EventType
 from retrieval.catalog import SAMPLE_CATALOG, Product, load_catalog
 from retrieval.policy import load_policy
@@ -783,6 +784,9 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
 ) -> None:
     cart, profiles, tickets = CartStore(shop_db), ProfileStore(shop_db), TicketStore(shop_db)
     events = EventLog(tmp_path / "events.db")
+    links = LinkStore(shop_db)
+    assert links.redeem("telegram:42", links.issue(ME)) == LINKED  # ME's phone chat
+    assert links.redeem("slack:T1:U9", links.issue(OTHER)) == LINKED
     tracker = _tracker(tmp_path / "tracker.db", ME, OTHER)
     for sender in (ME, OTHER):
         cart.add(sender, by_id["900001"], "M")
@@ -793,10 +797,13 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
                     events.recent_items(OTHER), orders.orders_of(OTHER))
 
     report = forget_shopper(ME, orders=orders, cart=cart, profile=profiles, tickets=tickets,
-                            events=events, tracker_db=tracker)
+                            events=events, links=links, tracker_db=tracker)
     assert report.ok
-    assert report.deleted == {"profile": 1, "cart": 1, "tickets": 1, "events": 2,
+    assert report.deleted == {"profile": 1, "cart": 1, "tickets": 1, "events": 2, "links": 1,
                               "conversation": 3}
+    assert links.canonical("telegram:42") == "telegram:42"  # the phone chat is on its own
+    assert links.canonical("slack:T1:U9") == OTHER
+    assert "links to your other chats" in report.message
     assert report.orders_anonymised == 9 and report.addresses_kept == 4
     for phrase in ("deleted", "preferences", "cart (1 item)", "conversation history",
                    "9 orders are kept", "no longer linked to you", "on its way"):
@@ -816,7 +823,7 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
     assert _tracker_rows(tracker, OTHER) == 3
 
     again = forget_shopper(ME, orders=orders, cart=cart, profile=profiles, tickets=tickets,
-                           events=events, tracker_db=tracker)
+                           events=events, links=links, tracker_db=tracker)
     assert again.orders_anonymised == 0 and sum(again.deleted.values()) == 0
 
 

@@ -212,6 +212,21 @@ class LinkStore:
             return UNLINKED_OTHERS
         return NOT_LINKED
 
+    def forget(self, sender: str) -> int:
+        """Drop every link, code and failed attempt of ``sender`` ("forget me"); rows removed.
+
+        Links where ``sender`` is the canonical chat go too: the other chats stop sharing the
+        forgotten shopper's cart and profile and start afresh under their own ids."""
+        with self._write() as db:
+            removed = db.execute("DELETE FROM sender_links WHERE alias = ? OR canonical = ?",
+                                 (sender, sender)).rowcount
+            removed += db.execute("DELETE FROM sender_link_codes WHERE sender = ?",
+                                  (sender,)).rowcount
+            db.execute("DELETE FROM sender_link_failures WHERE sender = ?", (sender,))
+        if removed:
+            logger.info("forgot %d link rows of %r", removed, sender[:40])
+        return removed
+
     def handle(self, sender: str, text: object, now: float | None = None) -> str | None:
         """The reply to a link command in ``text`` from ``sender`` (the platform's own id,
         before mapping); None when ``text`` is no link command and should go to the bot."""
