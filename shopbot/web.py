@@ -22,8 +22,9 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from bot.channels.inbound import CHANNEL_PREFIXES
 from retrieval.cards import product_card
 from retrieval.catalog import Product
 from retrieval.images import ImageRejected
@@ -60,6 +61,14 @@ class ChatRequest(BaseModel):
     sender: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     message: str
     upload: str | None = Field(default=None, pattern=REF_PATTERN.pattern)
+
+    @field_validator("sender")
+    @classmethod
+    def not_a_channel_id(cls, sender: str) -> str:
+        """A messaging shopper's id ("telegram:42") would open their cart and orders here."""
+        if sender.lower().startswith(CHANNEL_PREFIXES):
+            raise ValueError("sender ids of messaging channels are not accepted here")
+        return sender
 
 
 class RateLimiter:

@@ -63,6 +63,8 @@ async def test_products_api(client: TestClient) -> None:
         ("not json", 400),
         ('{"sender": "a"}', 400),
         ('{"sender": "../etc", "message": "hi"}', 400),
+        ('{"sender": "telegram:42", "message": "show my orders"}', 400),
+        ('{"sender": "Slack:T1:U2", "message": "hi"}', 400),
         ('{"sender": "a", "message": 5}', 400),
         ('{"sender": "a", "message": "   "}', 400),
         ('[1, 2]', 400),
