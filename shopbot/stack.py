@@ -20,13 +20,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from shopbot.settings import PROJECT_ROOT, VAR_DIR, Settings
 
 logger = logging.getLogger(__name__)
 
 RASA_VENV = PROJECT_ROOT / ".venv-rasa"
 APP_VENV = PROJECT_ROOT / ".venv"
-BOT_INPUTS = ("config.yml", "domain.yml", "bot/data")
+# bot/nlu holds the custom NLU components config.yml names: their code shapes the model too.
+BOT_INPUTS = ("config.yml", "domain.yml", "bot/data", "bot/nlu")
 READY_LINE = "Rasa server is up and running"
 
 
@@ -41,8 +44,19 @@ def rasa_executable() -> Path:
     return rasa
 
 
+def process_env(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """This process's environment over the project's ``.env`` file.
+
+    A shop keeps its channel secrets (TELEGRAM_TOKEN, ...) in ``.env`` next to its SHOPBOT_
+    settings; Rasa and the action server read them from their environment, so the stack
+    hands the file's values on. Exported variables win over the file."""
+    path = root / ".env"
+    from_file = dotenv_values(path) if path.is_file() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
 def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    env = process_env()
     env.update(
         RASA_TELEMETRY_ENABLED="false",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
@@ -57,7 +71,8 @@ def _input_files(root: Path) -> Iterable[Path]:
     for name in BOT_INPUTS:
         path = root / name
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sorted(p for p in path.rglob("*")
+                              if p.is_file() and "__pycache__" not in p.parts)
         elif path.is_file():
             yield path
 
@@ -186,7 +201,7 @@ class Stack:
 
     def _app_env(self) -> dict[str, str]:
         s = self.settings
-        env = dict(os.environ)
+        env = process_env()
         env.update(
             SHOPBOT_STORE_DIR=str(s.store_dir),
             SHOPBOT_EVENTS_DB=str(s.events_db),

@@ -18,7 +18,7 @@ from PIL import Image
 
 from retrieval.store import ProductStore
 from shopbot.settings import Settings
-from shopbot.stack import free_port
+from shopbot.stack import free_port, process_env
 from shopbot.uploads import REF_PATTERN, UploadStore
 from shopbot.web import UPLOADS, RateLimiter, create_app
 from tests.conftest import REAL_IMAGES
@@ -325,3 +325,14 @@ async def test_cors_preflight(client: TestClient) -> None:
     refused = await client.options("/api/upload",
                                    headers={"Origin": "https://evil.example", **preflight})
     assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_stack_hands_env_file_secrets_to_its_processes(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channel secrets kept in .env reach Rasa and the action server; exported ones win."""
+    (tmp_path / ".env").write_text("TELEGRAM_TOKEN=from-file\nSLACK_TOKEN=file-slack\n")
+    monkeypatch.setenv("SLACK_TOKEN", "exported")
+    monkeypatch.delenv("TELEGRAM_TOKEN", raising=False)
+    env = process_env(tmp_path)
+    assert env["TELEGRAM_TOKEN"] == "from-file" and env["SLACK_TOKEN"] == "exported"
+    assert "TELEGRAM_TOKEN" not in process_env(tmp_path / "no-such-dir")
