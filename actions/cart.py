@@ -8,6 +8,7 @@ one the checkout form asks for.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -30,7 +31,7 @@ from recsys.events import EventType
 from retrieval.cards import image_url
 from retrieval.catalog import Product
 from retrieval.refine import positions
-from shopbot.cart import CartSummary
+from shopbot.cart import CartCode, CartSummary
 from shopbot.orders import REMOVED_ADDRESS
 from shopbot.profile import preferred_size
 from shopbot.shopdb import BadInput, short
@@ -96,6 +97,7 @@ class ActionAddToCart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         size, text = size_in(latest_text(tracker))
+        size = entity_value(tracker, "size") or size  # a size button's payload
         try:
             picked, shown = products_meant(tracker, text)
         except Exception:
@@ -115,11 +117,13 @@ class ActionAddToCart(Action):
             picked = shown
         try:
             profile = services.profile_store().get(tracker.sender_id)
-            messages, added = [], []
+            messages, added, size_buttons = [], [], []
             for product in picked[:5]:
                 wanted = size or preferred_size(profile, product)
                 outcome = services.cart_store().add(tracker.sender_id, product, wanted)
                 messages.append(outcome.message)
+                if outcome.code is CartCode.NEEDS_SIZE and len(picked) == 1:
+                    size_buttons = [size_button(product.id, option) for option in product.sizes]
                 if outcome.ok:
                     added.append(product.id)
                     if not size and wanted:
@@ -133,8 +137,14 @@ class ActionAddToCart(Action):
             services.log_event(tracker.sender_id, added, EventType.ADDED_TO_CART)
             show_cart(dispatcher, " ".join(messages), summary)
         else:
-            dispatcher.utter_message(text=" ".join(messages))
+            dispatcher.utter_message(text=" ".join(messages), buttons=size_buttons[:12] or None)
         return []
+
+
+def size_button(product_id: str, size: str) -> dict[str, str]:
+    """A quick reply that adds the product in that size (no typing on a phone)."""
+    payload = json.dumps({"product_id": product_id, "size": size}, separators=(",", ":"))
+    return {"title": size, "payload": f"/add_to_cart{payload}"}
 
 
 def _cart_line_meant(text: str, summary: CartSummary) -> list[int]:
@@ -230,7 +240,9 @@ class ValidateCheckoutForm(FormValidationAction):
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        if tracker.get_slot("flow_stopped") or tracker.get_slot("checkout_address"):
+        # Not "or checkout_address is set": rasa_sdk asks again after extracting, and a slot
+        # missing from the answer is dropped unvalidated (the form then rejects the address).
+        if tracker.get_slot("flow_stopped"):
             return []
         try:
             if cart_summary(tracker.sender_id).is_empty or saved_address(tracker.sender_id):

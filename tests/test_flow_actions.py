@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import services
-from actions.cart import ActionAddToCart, ActionCheckout, cart_payload, cart_summary, size_in
+from actions.cart import (
+    ActionAddToCart,
+    ActionCheckout,
+    ValidateCheckoutForm,
+    cart_payload,
+    cart_summary,
+    size_in,
+)
 from actions.handoff import ActionHandoff
 from actions.orders import (
     ActionCancelOrder,
@@ -168,6 +176,15 @@ def test_add_by_position_and_size_then_checkout(shop: None, sample_store: Produc
 
     dispatcher, _ = add("add the first one", sender, shown_products=shown)
     assert "Which size" in said(dispatcher)
+    buttons = dispatcher.messages[-1]["buttons"]
+    assert [b["title"] for b in buttons] == products[0].sizes
+    pick = buttons[0]["payload"]  # what tapping the first size sends back
+    assert pick.startswith("/add_to_cart{")
+    entities = [{"entity": k, "value": v} for k, v in json.loads(pick[len("/add_to_cart"):])
+                .items()]
+    _, summary = add(pick, sender, intent="add_to_cart", entities=entities, shown_products=shown)
+    assert (products[0].id, products[0].sizes[0]) in [
+        (line.product_id, line.size) for line in summary.lines]
 
     dispatcher = CollectingDispatcher()
     run(ActionCheckout().run(dispatcher, tracker("checkout", sender,
@@ -175,6 +192,25 @@ def test_add_by_position_and_size_then_checkout(shop: None, sample_store: Produc
                              {}))
     (order,) = services.order_store().orders_of(sender)
     assert order.order_id in said(dispatcher) and cart_summary(sender).is_empty
+
+
+def test_checkout_form_keeps_the_address_it_was_given(shop: None, sample_store: ProductStore
+                                                      ) -> None:
+    """The whole rasa_sdk form run, as Rasa calls it: extraction, then validation (which
+    asks required_slots again) must hand back the address, or Rasa rejects the form."""
+    sender = "unit-checkout-form"
+    product = next(p for p in sample_store.get(sorted(sample_store.all_ids())[:40]) if p.sizes)
+    services.cart_store().add(sender, product, product.sizes[0])
+    domain = {"forms": {"checkout_form": {"required_slots": ["checkout_address"]}}}
+    for text, kept in (("12 Residency Road, Bengaluru 560025", True), ("<b>hi</b>", False)):
+        dispatcher = CollectingDispatcher()
+        events = run(ValidateCheckoutForm().run(
+            dispatcher, tracker(text, sender, intent="search_products",
+                                requested_slot="checkout_address"), domain))
+        values = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+        assert "checkout_address" in values, "no SlotSet: Rasa would reject the form"
+        assert (values["checkout_address"] == text) is kept
+        assert kept or "just the address" in said(dispatcher)
 
 
 def test_empty_cart_checkout_places_nothing(shop: None) -> None:
