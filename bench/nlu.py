@@ -34,6 +34,9 @@ from typing import Any
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The model names custom components by module path (bot.nlu...), as `rasa` finds them from
+# the project folder.
+sys.path.insert(1, str(PROJECT_ROOT))
 DEFAULT_EVAL = Path(__file__).resolve().parent / "nlu_eval.yml"
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
