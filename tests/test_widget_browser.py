@@ -248,7 +248,23 @@ def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Sh
         '/add_to_cart{"product_id":"' + product_id + '"}')
     wait_for_answer(page, before)
     assert user_bubbles(page)[-1] == f"Add to cart: {name}", "a label, never the payload"
+    sizes = page.locator("[data-testid=quick-reply]:not([disabled])")
+    if not page.get_by_test_id("chat-cart").count() and sizes.count():
+        before = bot_items(page)  # the real bot asks which size: pick the first one
+        sizes.first.click()
+        wait_for_answer(page, before)
+    summary = page.get_by_test_id("chat-cart").last
+    summary.wait_for()
+    line = summary.get_by_test_id("cart-line")
+    assert line.count() == 1 and line.first.get_attribute("data-product-id") == product_id
+    assert "₹" in summary.get_by_test_id("cart-total").inner_text()
     screenshot(page, "add-to-cart.png")
+
+    before = bot_items(page)
+    summary.get_by_test_id("cart-checkout").click()
+    wait_for_answer(page, before)
+    assert user_bubbles(page)[-1] == "Checkout"
+    assert "address" in page.get_by_test_id("bot-message").last.inner_text().lower()
 
 
 def save_readme_screenshot(page: Any) -> None:
@@ -478,8 +494,9 @@ def test_drop_and_paste_attach_a_photo(page: Any, shop: Shop) -> None:
 
 
 def test_rendering_contract_for_carts_and_untrusted_text(page: Any, shop: Shop) -> None:
-    """The bot sends no cart summary or markup yet: /api/chat is answered in the browser with
-    the documented payloads, to pin down how the widget renders them."""
+    """/api/chat is answered in the browser with the documented payloads (markup in text, a
+    two-line cart with a size-less line) to pin down how the widget renders them; the real
+    cart flow is in the search test."""
     cart = {"type": "cart", "currency": "INR", "total": 2398.0, "savings": 600.0, "lines": [
         {"id": "1", "name": "Blue Jeans", "size": "32", "qty": 2, "unit_price": 999.0,
          "line_total": 1998.0, "image_url": "/images/1.jpg"},
