@@ -36,6 +36,28 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 
+
+def _import_skops_keeping_log_level() -> None:
+    """Import ``skops.io`` now, and undo what that import does to logging.
+
+    Rasa loads the SklearnIntentClassifier of config.yml with skops, whose first import
+    walks every scikit-learn module; one of them imports numpy.distutils, which sets the
+    ROOT logger to WARNING. Rasa then never logs "Rasa server is up and running" (the line
+    the stack waits for) nor any INFO line after it. This module is imported before any
+    model component is loaded, so importing skops here first keeps the level.
+    """
+    root = logging.getLogger()
+    level = root.level
+    try:
+        import skops.io  # noqa: F401
+    except ImportError:
+        return
+    finally:
+        root.setLevel(level)
+
+
+_import_skops_keeping_log_level()
+
 # Longer messages are cut: intent lives in the first words, and a pasted essay must not
 # cost seconds of encoding.
 MAX_CHARS = 1000
