@@ -17,6 +17,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -61,6 +62,10 @@ _import_skops_keeping_log_level()
 # Longer messages are cut: intent lives in the first words, and a pasted essay must not
 # cost seconds of encoding.
 MAX_CHARS = 1000
+# Order, ticket and tracking ids ("SB-200101", "ORD-7712", "#48213"): to the sentence
+# encoder a bare code reads as noise, and "track order SB-200101" came out as out of scope.
+# The words carry the intent, so ids become "order number" (forms still see the raw text).
+ID_TOKEN = re.compile(r"\b[A-Za-z]{1,5}[-#]?\d{3,}\b|#\d{3,}\b")
 BATCH_SIZE = 64
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +157,8 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
         return cls(config, execution_context.node_name)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        cleaned = [" ".join(t.split())[:MAX_CHARS] or "." for t in texts]
+        cleaned = [ID_TOKEN.sub("order number", " ".join(t.split())[:MAX_CHARS]) or "."
+                   for t in texts]
         return np.vstack([self._encoder.embed(cleaned[i: i + BATCH_SIZE])
                           for i in range(0, len(cleaned), BATCH_SIZE)])
 
