@@ -13,7 +13,9 @@ Prints ONE JSON line on stdout (progress on stderr) and writes it to ``--out``. 
   for early stopping, training seconds, epochs, the exact model and training config.
   ``sasrec_attr`` fuses the ``*_item2attributes.json`` attributes into item vectors;
   ``blend`` mixes the best SASRec variant of the run with item-KNN (weight tuned on
-  validation; its training seconds are the sum of both). ``*_history_masked`` repeat the test
+  validation; its training seconds are the sum of both) and applies the repeat prior learned
+  from the training sequences (how often a next item repeats a history item: never, in these
+  files). ``*_history_masked`` repeat the test
   with the user's history items removed from the ranking (RecBole-style), for comparison.
 * ``latency``: ``Recommender.recommend(history, k=10)`` p50/p95 over a 44,441-item catalog
   (the real catalog's ids and MiniLM vectors when the store exists, random otherwise), for a

@@ -24,7 +24,7 @@ from recsys.evaluate import LeaveOneOutEvaluator
 from recsys.metrics import ndcg_at_k, ranks_of_targets
 from recsys.models import ItemKNNRecommender, SASRec, ScoreBlend, build_model
 from recsys.models.base import SequentialRecommender
-from recsys.models.blend import counted_scores
+from recsys.models.blend import apply_repeat_prior, counted_scores, repeat_rate
 
 logger = logging.getLogger(__name__)
 
@@ -240,9 +240,10 @@ def blend_on_validation(
 ) -> tuple[ScoreBlend, dict[str, float], dict[str, float]]:
     """The blend with the best validation setting, its validation metrics, NDCG per setting."""
     max_len = int(trained.config.get("max_len", 50))
+    repeats = repeat_rate(split.train)
     (weight, floor), by_setting = tune_blend([trained, counted], split.valid_histories,
-                                             split.valid_targets, max_len)
-    blend = ScoreBlend.from_models([trained, counted], [1.0, weight], [0.0, floor])
+                                             split.valid_targets, max_len, repeats=repeats)
+    blend = ScoreBlend.from_models([trained, counted], [1.0, weight], [0.0, floor], repeats)
     valid = LeaveOneOutEvaluator(split.valid_histories, split.valid_targets, max_len=max_len)(
         blend)
     return blend, valid, by_setting
@@ -257,11 +258,13 @@ def tune_blend(
     weights: tuple[float, ...] = BLEND_WEIGHTS,
     floor_quantiles: tuple[float, ...] = BLEND_FLOOR_QUANTILES,
     batch_size: int = 1024,
+    repeats: float | None = None,
 ) -> tuple[tuple[float, float], dict[str, float]]:
     """``(weight, floor)`` of ``models[1]`` next to ``models[0]`` with the best NDCG@10.
 
     Floors are quantiles of the counted model's best score per history, so the grid does not
     depend on that model's scale. Each model scores the validation set once per pass.
+    ``repeats`` is the blend's repeat prior (see ``apply_repeat_prior``), applied as served.
     """
     order = sorted(range(len(targets)), key=lambda n: len(histories[n]))  # narrow batches
     padded = pad_sequences([histories[n] for n in order], max_len, side="left")
@@ -287,6 +290,8 @@ def tune_blend(
             scaled = second / second_max.clamp(min=max(floor, 1e-12))
             for weight in weights:
                 mixed = first + weight * scaled
+                if repeats is not None:
+                    mixed = apply_repeat_prior(mixed, batch, repeats)
                 mixed[:, 0] = float("-inf")
                 ranks[(weight, floor)].append(ranks_of_targets(mixed, batch_targets))
     scores = {key: ndcg_at_k(torch.cat(r).numpy(), 10) for key, r in ranks.items()}

@@ -35,6 +35,7 @@ from recsys.data import (
 from recsys.evaluate import LeaveOneOutEvaluator
 from recsys.metrics import hit_rate_at_k, ndcg_at_k, ranks_of_targets
 from recsys.models import MODEL_CLASSES, ScoreBlend, build_model
+from recsys.models.blend import repeat_rate
 from recsys.serving import Recommender
 from recsys.trainer import TrainConfig, build_and_train, tune_blend
 from shopbot.cli_recsys import app
@@ -228,6 +229,27 @@ def test_blend_mixes_trained_parts_and_survives_a_roundtrip(cyclic_split, traine
     assert torch.allclose(loaded.model.full_sort_predict(history), scores)
     picks = Recommender(loaded.vocab.item_ids, loaded).recommend(["p3", "p4", "p5"], k=2)
     assert picks[0].item_id == "p6" and picks[0].source == "model"
+
+
+def test_blend_learns_how_often_shoppers_repeat_an_item() -> None:
+    """Where nobody re-buys, history items sink below everything else; where they do, not."""
+    assert repeat_rate([[1, 2, 3], [4, 5]]) == pytest.approx(1 / 5)  # 0 of 3, add-one
+    assert repeat_rate([[1, 2, 1, 2]]) == pytest.approx(3 / 5)  # 2 of 3
+    config = {"parts": [{"name": "popular"}], "weights": [1.0]}
+    once = build_model("blend", 6, **config)
+    once.fit([[1, 2, 3, 4]] * 50 + [[3, 4]] * 20 + [[4, 5]] * 10 + [[6, 5]])  # no repeats
+    again = build_model("blend", 6, **config)
+    again.fit([[1, 2, 1, 2, 3, 4, 3, 4]] * 50 + [[5, 6]])
+    history = pad_sequences([[1, 2]], 4)
+    with torch.no_grad():
+        fresh, repeat = once.full_sort_predict(history)[0], again.full_sort_predict(history)[0]
+    assert set(torch.argsort(fresh, descending=True)[:4].tolist()) == {3, 4, 5, 6}
+    assert fresh[4] > fresh[3] > fresh[5] > fresh[6] and fresh[1] == fresh[2]  # order kept
+    assert torch.logsumexp(fresh[1:3], 0).exp() == pytest.approx(once.config["repeat_rate"])
+    assert set(torch.argsort(repeat, descending=True)[:2].tolist()) == {1, 2}
+    plain = build_model("blend", 6, **config)  # old artifacts: no prior, history on top
+    plain.parts[0].fit([[1, 2, 3, 4]] * 50 + [[5, 6]])
+    assert int(plain.full_sort_predict(history)[0].argmax()) in {1, 2}
 
 
 def test_sampled_softmax_and_attribute_fusion_train(cyclic_split) -> None:
