@@ -141,7 +141,8 @@ def main() -> None:
     reframed_probabilities: list[np.ndarray] = []
     for start in tqdm(range(0, len(test), 32), desc="reframed", file=sys.stderr, mininterval=5):
         chunk = reframed_bytes[start:start + 32]
-        encoded = classifier.encoder.encode_images([img.load_image(b) for b in chunk])
+        encoded = classifier.encoder.encode_images([img.load_image(b) for b in chunk],
+                                                   mirror=True)
         reframed += classifier.classify_encoded(encoded)
         reframed_fallback += fallback.classify_encoded(encoded)
         reframed_probabilities.append(head.predict(encoded)[0])
@@ -190,7 +191,8 @@ def main() -> None:
         type_of = {data.features.ids[i]: data.article_types[i] for i in indexed}
         test_vectors = data.features.features[test, 0].astype(np.float32)
         encoded_test = img.Encoded(test_vectors, np.zeros((len(test), 0)),
-                                   data.features.colour[test, 0].astype(np.float32))
+                                   data.features.colour[test, 0].astype(np.float32),
+                                   data.features.features[test, 1].astype(np.float32))
         predictions = classifier.classify_encoded(encoded_test)
         plain, filtered, query_ms = [], [], []
         for vector, prediction, want in zip(test_vectors, predictions, truth, strict=True):

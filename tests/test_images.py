@@ -14,13 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from retrieval.catalog import Product, load_catalog
 from retrieval.images import (
+    COLOUR_FEATURES,
     DIMENSIONS,
+    MLP,
+    Encoded,
     ImageClassifier,
     ImageEncoder,
+    ImageHead,
     ImageRejected,
     find_similar,
     frame,
@@ -175,6 +179,38 @@ def test_encoder_gives_unit_vectors_and_batches_agree_with_singles() -> None:
     single = encoder.encode(pictures[1])
     assert np.allclose(single[0], batch[1], atol=1e-3)
     assert float(batch[0] @ batch[1]) < 0.95  # different pictures, different vectors
+
+
+def random_mlp(rng: np.random.Generator, inputs: int, outputs: int) -> MLP:
+    return MLP(np.zeros(inputs, np.float32), np.ones(inputs, np.float32),
+               rng.normal(size=(16, inputs)).astype(np.float32), np.zeros(16, np.float32),
+               rng.normal(size=(outputs, 16)).astype(np.float32), np.zeros(outputs, np.float32))
+
+
+def test_a_photo_and_its_mirror_image_get_the_same_answer() -> None:
+    """The mirror view is encoded in the same batch, and the head averages both answers."""
+    encoder = ImageEncoder.get()
+    picture = frame(product_shot())
+    both = encoder.encode_framed([picture], mirror=True)
+    plain = encoder.encode_framed([picture])
+    alone = encoder.encode_framed([ImageOps.mirror(picture)])
+    assert both.mirror_features is not None and plain.mirror_features is None
+    assert np.allclose(both.mirror_features[0], alone.features[0], atol=1e-3)
+    assert np.allclose(both.features, plain.features, atol=1e-3)
+
+    rng = np.random.default_rng(0)
+    head = ImageHead(random_mlp(rng, DIMENSIONS, 3),
+                     random_mlp(rng, DIMENSIONS + COLOUR_FEATURES, 2),
+                     ["Tshirts", "Tops", "Shirts"], ["Black", "White"])
+    seen, flipped = rng.normal(size=(4, DIMENSIONS)), rng.normal(size=(4, DIMENSIONS))
+    colour, logits = rng.random((4, COLOUR_FEATURES)), np.zeros((4, 0))
+    one_side = head.predict(Encoded(seen, logits, colour))[0]
+    other_side = head.predict(Encoded(flipped, logits, colour))[0]
+    assert not np.allclose(one_side, other_side, atol=1e-2)
+    averaged = head.predict(Encoded(seen, logits, colour, flipped))
+    assert np.allclose(averaged[0], (one_side + other_side) / 2)
+    mirrored = head.predict(Encoded(flipped, logits, colour, seen))
+    assert np.allclose(averaged[0], mirrored[0]) and np.allclose(averaged[1], mirrored[1])
 
 
 def test_split_is_stratified_deterministic_and_leaves_rare_types_out() -> None:
