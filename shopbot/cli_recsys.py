@@ -84,8 +84,11 @@ def train(
     negatives: Annotated[int, typer.Option(help="0 = full softmax over the catalog (best); "
                                                 "N = sampled softmax with N shared negatives "
                                                 "(about 4x faster per epoch).")] = 0,
-    attributes: Annotated[Path | None, typer.Option(help="Amazon *_item2attributes.json to "
-                                                         "fuse into item vectors.")] = None,
+    attributes: Annotated[Path | None, typer.Option(
+        help="Amazon *_item2attributes.json to fuse into item vectors (default: the one next "
+             "to DATA, <stem>_item2attributes.json, when it exists).")] = None,
+    no_attributes: Annotated[bool, typer.Option(
+        "--no-attributes", help="Do not fuse attributes even when the file is there.")] = False,
     patience: Annotated[int, typer.Option(help="Validations without gain before stopping.")] = 3,
     eval_every: Annotated[int, typer.Option(min=1)] = 2,
     seed: int = 0,
@@ -116,7 +119,12 @@ def train(
         config = {"hidden": hidden, "blocks": blocks, "heads": heads, "max_len": max_len,
                   "dropout": dropout, "negatives": negatives}
     item_attributes = None
-    if attributes is not None:
+    sibling = data.with_name(f"{data.stem}_item2attributes.json")
+    if attributes is None and not no_attributes and model in ("sasrec", "blend") \
+            and sibling.is_file():
+        attributes = sibling
+        console.print(f"fusing item attributes from {sibling}", style="dim")
+    if attributes is not None and not no_attributes:
         try:
             item_attributes = load_item_attributes(attributes, dataset.vocab)
         except (OSError, ValueError) as exc:

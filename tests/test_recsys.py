@@ -420,6 +420,15 @@ def test_cli_train_and_eval(tmp_path: Path) -> None:
                                "--hidden", "16", "--blocks", "1", "--out",
                                str(tmp_path / "s.pt"), "--json"])
     assert done.exit_code == 0, done.output
+    assert load_model(tmp_path / "s.pt").model.config["n_attributes"] == 0
+    (tmp_path / "amazon_cyclic_item2attributes.json").write_text(json.dumps(
+        {str(i): [i % 3] for i in range(1, N_ITEMS + 1)}))
+    for extra, n_attributes in (([], 3), (["--no-attributes"], 0)):
+        done = runner.invoke(app, ["train", str(data), "--model", "sasrec", "--epochs", "1",
+                                   "--hidden", "16", "--blocks", "1", "--out",
+                                   str(tmp_path / "s.pt"), "--json", *extra])
+        assert done.exit_code == 0, done.output
+        assert load_model(tmp_path / "s.pt").model.config["n_attributes"] == n_attributes
     evaluated = runner.invoke(app, ["eval", str(out), str(data), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["test"]["hr@10"] > 0.9
