@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 RASA_VENV = PROJECT_ROOT / ".venv-rasa"
 APP_VENV = PROJECT_ROOT / ".venv"
 # bot/nlu holds the custom NLU components config.yml names: their code shapes the model too.
-BOT_INPUTS = ("config.yml", "domain.yml", "bot/data", "bot/nlu")
+# retrieval/embeddings.py: the MiniLM NLU featurizer encodes with it.
+BOT_INPUTS = ("config.yml", "domain.yml", "bot/data", "bot/nlu", "retrieval/embeddings.py")
 READY_LINE = "Rasa server is up and running"
 
 
@@ -63,6 +64,8 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONWARNINGS="ignore",
     )
+    # The MiniLM NLU featurizer encodes in a worker run by the app virtualenv.
+    env.setdefault("SHOPBOT_APP_PYTHON", str(APP_VENV / "bin" / "python"))
     env.update(extra or {})
     return env
 

