@@ -37,6 +37,8 @@ def e5_encoder() -> tuple[Encode, int]:
 def minilm_encoder() -> tuple[Encode, int]:
     from retrieval import embeddings
 
+    # Load (and on first use export) the model now, while stdout is still redirected.
+    embeddings.encode(["warm up"])
     return (lambda texts: embeddings.encode(texts, batch_size=64)), embeddings.DIMENSIONS
 
 
