@@ -24,7 +24,7 @@ from recsys.evaluate import LeaveOneOutEvaluator
 from recsys.metrics import ndcg_at_k, ranks_of_targets
 from recsys.models import ItemKNNRecommender, SASRec, ScoreBlend, build_model
 from recsys.models.base import SequentialRecommender
-from recsys.models.blend import apply_repeat_prior, counted_scores, repeat_rate
+from recsys.models.blend import apply_repeat_prior, counted_scores, history_mask, repeat_rate
 
 logger = logging.getLogger(__name__)
 
@@ -286,12 +286,13 @@ def tune_blend(
         first = ScoreBlend.comparable_scores(models[0], models[0].full_sort_predict(batch))
         second = counted_scores(models[1].full_sort_predict(batch))
         second_max = second.max(dim=1, keepdim=True).values
+        in_history = history_mask(batch, first.shape[1]) if repeats is not None else None
         for floor in floors:
             scaled = second / second_max.clamp(min=max(floor, 1e-12))
             for weight in weights:
                 mixed = first + weight * scaled
-                if repeats is not None:
-                    mixed = apply_repeat_prior(mixed, batch, repeats)
+                if in_history is not None:
+                    mixed = apply_repeat_prior(mixed, in_history, repeats)
                 mixed[:, 0] = float("-inf")
                 ranks[(weight, floor)].append(ranks_of_targets(mixed, batch_targets))
     scores = {key: ndcg_at_k(torch.cat(r).numpy(), 10) for key, r in ranks.items()}

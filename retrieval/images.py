@@ -1088,7 +1088,7 @@ def evaluate_head(head: ImageHead, data: TrainingData, rows: Sequence[int],
     x, xc, y, yc = _view_rows(data, rows, views, type_index, colour_index)
     mirror = None
     if views == slice(0, 1) and data.features.features.shape[1] > 1:
-        mirror = _view_rows(data, rows, slice(1, 2), type_index, colour_index)[0]
+        mirror = data.features.features[rows, 1].astype(np.float32)
     encoded = Encoded(x, np.zeros((len(x), 0), np.float32), xc[:, DIMENSIONS:], mirror)
     types, colours = head.predict(encoded)
     report: dict[str, Any] = classification_metrics(types, y, head.article_types)

@@ -120,11 +120,12 @@ def train(
                   "dropout": dropout, "negatives": negatives}
     item_attributes = None
     sibling = data.with_name(f"{data.stem}_item2attributes.json")
-    if attributes is None and not no_attributes and model in ("sasrec", "blend") \
-            and sibling.is_file():
+    if no_attributes:
+        attributes = None
+    elif attributes is None and model in ("sasrec", "blend") and sibling.is_file():
         attributes = sibling
         console.print(f"fusing item attributes from {sibling}", style="dim")
-    if attributes is not None and not no_attributes:
+    if attributes is not None:
         try:
             item_attributes = load_item_attributes(attributes, dataset.vocab)
         except (OSError, ValueError) as exc:

@@ -64,8 +64,6 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONWARNINGS="ignore",
     )
-    # The MiniLM NLU featurizer encodes in a worker run by the app virtualenv.
-    env.setdefault("SHOPBOT_APP_PYTHON", str(APP_VENV / "bin" / "python"))
     env.update(extra or {})
     return env
 

@@ -78,7 +78,8 @@ class ScoreBlend(SequentialRecommender):
                 scores = self.comparable_scores(part, part.full_sort_predict(histories), floor)
                 total += weight * scores
         if config.get("repeat_rate") is not None:
-            total = apply_repeat_prior(total, histories, config["repeat_rate"])
+            total = apply_repeat_prior(total, history_mask(histories, total.shape[1]),
+                                       config["repeat_rate"])
         return self._mask_padding(total)
 
     @staticmethod
@@ -109,16 +110,22 @@ def repeat_rate(sequences: Sequence[Sequence[int]]) -> float:
     return (repeats + 1) / (transitions + 2)
 
 
-def apply_repeat_prior(scores: torch.Tensor, histories: torch.Tensor,
+def history_mask(histories: torch.Tensor, columns: int) -> torch.Tensor:
+    """``[B, columns]``: True where the column's item is in that row's history (0 = padding)."""
+    in_history = torch.zeros(histories.shape[0], columns, dtype=torch.bool)
+    in_history.scatter_(1, histories, True)
+    in_history[:, 0] = False
+    return in_history
+
+
+def apply_repeat_prior(scores: torch.Tensor, in_history: torch.Tensor,
                        rate: float) -> torch.Tensor:
-    """Log-probabilities where the history items together have probability ``rate``.
+    """Log-probabilities where the history items (``history_mask``) have probability ``rate``.
 
     Within the history and outside it the model's own order is kept; only the mass between
     the two groups moves. Rows without history just become log-probabilities.
     """
     log_probs = torch.log_softmax(scores, dim=1)
-    in_history = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, histories, True)
-    in_history[:, 0] = False
     history_mass = torch.logsumexp(log_probs.masked_fill(~in_history, float("-inf")), dim=1,
                                    keepdim=True)
     rest_mass = torch.log1p(-history_mass.exp().clamp(max=1.0 - 1e-7))
