@@ -23,6 +23,7 @@ run: setup
 	$(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
 
 test: setup
+	$(APP)/lint-imports --no-cache
 	$(APP)/python -m pytest $(PYTEST_ARGS)
 
 shell: setup

@@ -1,101 +1,81 @@
 """Cart actions: add (card button or "the second one in size M"), remove, view, checkout.
 
-Every reply that changes or shows the cart also sends the widget's cart payload
-(:func:`cart_payload`), priced against the catalog now. Checkout places an order through
+Every reply that changes or shows the cart sends the cart payload (:mod:`shopcore.payloads`),
+priced against the catalog now. Checkout places an order through
 the order store (no payment is taken here) to the address of the shopper's last order, or
 one the checkout form asks for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from typing import Any
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import services
-from actions.details import entity_value
-from actions.orders import (
+from actions.base import ShopAction
+from actions.dialogue import (
     MAX_SLOT_TEXT,
-    STOPPED_TEXT,
     delivery_address,
+    entity_value,
     latest_text,
+    positions,
+    shown_ids,
+    size_in,
     wants_to_stop,
 )
+from actions.replies import say_cart
+from actions.services import services
 from recsys.events import EventType
-from retrieval.cards import image_url
 from retrieval.catalog import Product
-from retrieval.refine import positions
-from shopbot.cart import CartCode, CartSummary
-from shopbot.orders import REMOVED_ADDRESS
-from shopbot.profile import preferred_size
-from shopbot.shopdb import BadInput, short
+from shop.cart import CartCode, CartSummary
+from shop.orders import REMOVED_ADDRESS
+from shop.profile import preferred_size
+from shopcore.ids import short
+from shopcore.text import BadInput
 
 logger = logging.getLogger(__name__)
 
 DEMO_PAYMENT = "upi"  # checkout hands off to the payment page; nothing is charged here
-_SIZE = re.compile(
-    r"\b(?:in\s+)?size\s+([a-z0-9][a-z0-9./-]{0,7})\b"
-    r"|\bin\s+(extra\s+small|extra\s+large|x{1,3}l|xs|small|medium|large|s|m|l)\b",
-    re.IGNORECASE)
+STOPPED_TEXT = "No problem, I've left it there. Anything else I can help with?"
 BROKEN_TEXT = "Sorry, I can't reach your cart right now. Please try again in a moment."
 
 
-def size_in(text: str) -> tuple[str | None, str]:
-    """The size the text names ("in size M", "size 9", "in medium") and the text without it
-    (so "size 4" is never read as "the fourth one")."""
-    match = _SIZE.search(text[:MAX_SLOT_TEXT])
-    if not match:
-        return None, text
-    return (match.group(1) or match.group(2)), text[: match.start()] + text[match.end():]
-
-
 def cart_summary(sender_id: str) -> CartSummary:
-    return CartSummary.build(services.cart_store().lines(sender_id), services.lookup_product)
+    shop = services()
+    return CartSummary.build(shop.records.cart.lines(sender_id), shop.lookup_product)
 
 
-def cart_payload(summary: CartSummary) -> dict[str, Any]:
-    """The widget's cart message: lines, total and savings in rupees."""
-    return {
-        "type": "cart",
-        "lines": [{"id": line.product_id, "name": line.name, "size": line.size,
-                   "qty": line.qty, "unit_price": line.unit_price,
-                   "line_total": round(line.line_total, 2),
-                   "image_url": image_url(line.product)} for line in summary.lines],
-        "total": summary.subtotal,
-        "savings": summary.savings,
-        "currency": "INR",
-    }
-
-
-def show_cart(dispatcher: CollectingDispatcher, text: str, summary: CartSummary) -> None:
-    dispatcher.utter_message(text=text, json_message=cart_payload(summary))
+def show_cart(dispatcher: CollectingDispatcher, intro: str, summary: CartSummary,
+              shipping_fee: float | None = None) -> None:
+    """``intro`` then the cart (with the delivery fee and the amount to pay when given)."""
+    say_cart(dispatcher, summary.payload(intro, shipping_fee))
 
 
 def products_meant(tracker: Tracker, text: str) -> tuple[list[Product], list[Product]]:
     """(products the message picks, products shown last): a button's product id first,
     else positions in the last results ("the second one", "1 and 3")."""
-    store = services.product_search().store
+    store = services().store
     product_id = entity_value(tracker, "product_id")
     if product_id:
         named = store.get([product_id])
         return named, named
-    shown = store.get(tracker.get_slot("shown_products") or [])
+    shown = store.get(shown_ids(tracker))
     return [shown[i - 1] for i in positions(text, len(shown))], shown
 
 
-class ActionAddToCart(Action):
+class ActionAddToCart(ShopAction):
     def name(self) -> str:
         return "action_add_to_cart"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         size, text = size_in(latest_text(tracker))
         size = entity_value(tracker, "size") or size  # a size button's payload
         try:
@@ -115,12 +95,13 @@ class ActionAddToCart(Action):
                     f"Which one should I add? Say e.g. 'add the second one' (1 to {len(shown)}).")
                 return []
             picked = shown
+        shop = services()
         try:
-            profile = services.profile_store().get(tracker.sender_id)
+            profile = shop.records.profiles.get(tracker.sender_id)
             messages, added, size_buttons = [], [], []
             for product in picked[:5]:
                 wanted = size or preferred_size(profile, product)
-                outcome = services.cart_store().add(tracker.sender_id, product, wanted)
+                outcome = shop.records.cart.add(tracker.sender_id, product, wanted)
                 messages.append(outcome.message)
                 if outcome.code is CartCode.NEEDS_SIZE and len(picked) == 1:
                     size_buttons = [size_button(product.id, option) for option in product.sizes]
@@ -134,7 +115,7 @@ class ActionAddToCart(Action):
             dispatcher.utter_message(text=BROKEN_TEXT)
             return []
         if added:
-            services.log_event(tracker.sender_id, added, EventType.ADDED_TO_CART)
+            shop.log_event(tracker.sender_id, added, EventType.ADDED_TO_CART)
             show_cart(dispatcher, " ".join(messages), summary)
         else:
             dispatcher.utter_message(text=" ".join(messages), buttons=size_buttons[:12] or None)
@@ -162,13 +143,12 @@ def _cart_line_meant(text: str, summary: CartSummary) -> list[int]:
     return named if len(named) < len(lines) or len(lines) == 1 else []
 
 
-class ActionRemoveFromCart(Action):
+class ActionRemoveFromCart(ShopAction):
     def name(self) -> str:
         return "action_remove_from_cart"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         size, text = size_in(latest_text(tracker))
         try:
             summary = cart_summary(tracker.sender_id)
@@ -185,31 +165,29 @@ class ActionRemoveFromCart(Action):
                 targets = [summary.lines[i].product_id for i in lines]
             if not targets:
                 show_cart(dispatcher, "Which item should I remove? Say e.g. 'remove the first "
-                          "item'.\n" + summary.text(), summary)
+                          "item'.", summary)
                 return []
             outcome = None
             for target in dict.fromkeys(targets):
-                outcome = services.cart_store().remove(tracker.sender_id, target, size)
+                outcome = services().records.cart.remove(tracker.sender_id, target, size)
             summary = cart_summary(tracker.sender_id)
         except Exception:
             logger.exception("remove from cart failed for %s", short(tracker.sender_id))
             dispatcher.utter_message(text=BROKEN_TEXT)
             return []
-        show_cart(dispatcher, f"{outcome.message if outcome else ''}\n{summary.text()}".strip(),
-                  summary)
+        show_cart(dispatcher, outcome.message if outcome else "", summary)
         return []
 
 
-class ActionViewCart(Action):
+class ActionViewCart(ShopAction):
     def name(self) -> str:
         return "action_view_cart"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         try:
             summary = cart_summary(tracker.sender_id)
-            shipping = services.order_rules().shipping_for(summary.subtotal)
+            shipping = services().records.orders.rules.shipping_for(summary.subtotal)
         except Exception:
             logger.exception("view cart failed for %s", short(tracker.sender_id))
             dispatcher.utter_message(text=BROKEN_TEXT)
@@ -218,13 +196,13 @@ class ActionViewCart(Action):
             show_cart(dispatcher, "Your cart is empty. Find something you like and say "
                       "'add the first one'.", summary)
             return []
-        show_cart(dispatcher, summary.text(shipping_fee=shipping), summary)
+        show_cart(dispatcher, "", summary, shipping)
         return []
 
 
 def saved_address(sender_id: str) -> str | None:
     """The delivery address of the shopper's last order, if it still has one."""
-    for order in services.order_store().orders_of(sender_id, limit=5):
+    for order in services().records.orders.orders_of(sender_id, limit=5):
         if order.address and order.address != REMOVED_ADDRESS:
             return order.address
     return None
@@ -245,7 +223,7 @@ class ValidateCheckoutForm(FormValidationAction):
         if tracker.get_slot("flow_stopped"):
             return []
         try:
-            if cart_summary(tracker.sender_id).is_empty or saved_address(tracker.sender_id):
+            if await asyncio.to_thread(_nothing_to_ask, tracker.sender_id):
                 return []
         except Exception:
             logger.exception("checkout check failed for %s", short(tracker.sender_id))
@@ -273,13 +251,17 @@ class ValidateCheckoutForm(FormValidationAction):
             return {"checkout_address": None}
 
 
-class ActionCheckout(Action):
+def _nothing_to_ask(sender_id: str) -> bool:
+    """No address question: the cart is empty, or the last order's address is at hand."""
+    return cart_summary(sender_id).is_empty or saved_address(sender_id) is not None
+
+
+class ActionCheckout(ShopAction):
     def name(self) -> str:
         return "action_checkout"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         reset = [SlotSet("checkout_address", None), SlotSet("flow_stopped", None)]
         if tracker.get_slot("flow_stopped"):
             return reset
@@ -295,37 +277,26 @@ class ActionCheckout(Action):
                 dispatcher.utter_message(text="I need a delivery address to place the order; "
                                          "say 'checkout' again when you're ready.")
                 return reset
-            outcome = services.order_store().place_order(sender, summary.lines, address,
-                                                         DEMO_PAYMENT)
+            records = services().records
+            outcome = records.orders.place_order(sender, summary.lines, address, DEMO_PAYMENT)
             if not outcome.ok or outcome.order is None:
                 dispatcher.utter_message(text=outcome.message)
                 return reset
-            services.cart_store().clear(sender)
+            records.cart.clear(sender)
         except Exception:
             logger.exception("checkout failed for %s", short(sender))
             dispatcher.utter_message(text="Sorry, I couldn't place your order just now; your "
                                      "cart is kept. Please try again in a moment.")
             return reset
-        services.log_event(sender, [line.product_id for line in summary.lines],
-                           EventType.PURCHASED)
+        services().log_event(sender, [line.product_id for line in summary.lines],
+                             EventType.PURCHASED)
         order = outcome.order
         skipped = (" Left out: " + "; ".join(f.reason for f in summary.flagged) + "."
                    if summary.flagged else "")
-        show_cart(dispatcher, f"{summary.text(shipping_fee=order.shipping_fee)}\n"
-                  f"{outcome.message}{skipped}\nDelivering to: {order.address}.\n"
-                  f"Next you'd pay by {order.payment_label} on the secure payment page (this "
-                  "demo takes no payment). Say 'track my order' any time to follow it.",
-                  summary)
+        cart = summary.payload(shipping_fee=order.shipping_fee)
+        dispatcher.utter_message(
+            text=f"{cart.text()}\n{outcome.message}{skipped}\nDelivering to: {order.address}.\n"
+                 f"Next you'd pay by {order.payment_label} on the secure payment page (this "
+                 "demo takes no payment). Say 'track my order' any time to follow it.",
+            json_message=order.payload(outcome.message).to_dict())
         return reset
-
-
-class ActionAskCheckoutAddress(Action):
-    def name(self) -> str:
-        return "action_ask_checkout_address"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text="Where should we deliver your order? Please give the "
-                                 "full address with the house number, city and PIN code.")
-        return []

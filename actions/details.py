@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from actions import services
-from actions.replies import price_text
+from actions.base import ShopAction
+from actions.dialogue import entity_value, latest_text, positions, shown_ids
+from actions.replies import say_products
+from actions.services import services
 from recsys.events import EventType
-from retrieval.cards import cards_payload
 from retrieval.catalog import Product
-from retrieval.refine import positions
+from shopcore.money import price_text as money_text
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +24,8 @@ COMPARE_FIELDS = ("Fabric", "Fit", "Pattern", "Sleeve Length", "Type", "Material
                   "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
 
 
-def entity_value(tracker: Tracker, name: str) -> str | None:
-    """The first value of an entity in the latest message (button payloads carry
-    ``product_id`` this way, so card buttons work without the NLU)."""
-    for entity in (tracker.latest_message or {}).get("entities") or []:
-        if entity.get("entity") == name and entity.get("value") not in (None, ""):
-            return str(entity["value"])[:64]
-    return None
+def price_text(product: Product) -> str:
+    return money_text(product.price, product.final_price, product.discount_percent)
 
 
 def referenced_products(
@@ -38,8 +35,8 @@ def referenced_products(
     None after telling the shopper why there is nothing to refer to."""
     product_id = entity_value(tracker, "product_id")
     try:
-        store = services.product_search().store
-        shown = store.get(tracker.get_slot("shown_products") or [])
+        store = services().store
+        shown = store.get(shown_ids(tracker))
         if product_id:
             named = store.get([product_id])
             if not named:
@@ -53,8 +50,7 @@ def referenced_products(
     if not shown:
         dispatcher.utter_message(text=NOTHING_SHOWN)
         return None
-    text = (tracker.latest_message or {}).get("text") or ""
-    return [shown[i - 1] for i in positions(text, len(shown))], shown
+    return [shown[i - 1] for i in positions(latest_text(tracker), len(shown))], shown
 
 
 def describe(product: Product) -> str:
@@ -89,13 +85,12 @@ def comparison(products: list[Product]) -> str:
     return f"{names}\n{body}\nCheapest: {cheapest.name} at {price_text(cheapest)}."
 
 
-class ActionProductDetails(Action):
+class ActionProductDetails(ShopAction):
     def name(self) -> str:
         return "action_product_details"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         references = referenced_products(dispatcher, tracker)
         if references is None:
             return []
@@ -107,18 +102,17 @@ class ActionProductDetails(Action):
                 return []
             picked = shown
         product = picked[0]
-        dispatcher.utter_message(text=describe(product), json_message=cards_payload([product]))
-        services.log_event(tracker.sender_id, [product.id], EventType.OPENED)
+        say_products(dispatcher, describe(product), [product], listed=False)
+        services().log_event(tracker.sender_id, [product.id], EventType.OPENED)
         return []
 
 
-class ActionCompareProducts(Action):
+class ActionCompareProducts(ShopAction):
     def name(self) -> str:
         return "action_compare_products"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         references = referenced_products(dispatcher, tracker)
         if references is None:
             return []
@@ -133,6 +127,6 @@ class ActionCompareProducts(Action):
                     text="Which two? Say e.g. 'compare the first two' or 'compare 1 and 3'.")
                 return []
         products = picked[:4]
-        dispatcher.utter_message(text=comparison(products), json_message=cards_payload(products))
-        services.log_event(tracker.sender_id, [p.id for p in products], EventType.OPENED)
+        say_products(dispatcher, comparison(products), products, listed=False)
+        services().log_event(tracker.sender_id, [p.id for p in products], EventType.OPENED)
         return []

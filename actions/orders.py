@@ -10,41 +10,41 @@ or "no", or three unusable answers in a row, ends a form without losing anything
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from abc import ABC, abstractmethod
 from typing import Any
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import services
-from actions.handoff import ActionHandoff
-from retrieval.refine import positions
-from shopbot.orders import (
-    MAX_REASON_CHARS,
-    ORDER_ID_HELP,
-    Order,
-    OrderCode,
-    OrderOutcome,
-    clean_address,
-    parse_order_id,
+from actions.base import ShopAction
+from actions.dialogue import (
+    MAX_SLOT_TEXT,
+    delivery_address,
+    latest_intent,
+    latest_text,
+    positions,
+    wants_to_stop,
 )
-from shopbot.shopdb import BadInput, clean_text, short
+from actions.replies import hand_off
+from actions.services import services
+from shop.orders import Order, OrderCode, OrderOutcome, OrderStore
+from shop.rules import MAX_REASON_CHARS
+from shopcore.ids import ORDER_ID_HELP, parse_order_id, short
+from shopcore.text import BadInput, clean_text
 
 logger = logging.getLogger(__name__)
 
 MAX_TRIES = 3
 HANDOFF_INTENTS = ("contact_human_agent", "complaint")
-MAX_SLOT_TEXT = 2000  # anything longer is refused before it is looked at
 RECENT_ORDERS_SHOWN = 5
 # Slots the order forms fill; reset after every flow so the next one starts clean.
 FLOW_SLOTS = ("order_id", "order_confirm", "return_reason", "return_items", "new_address",
               "flow_stopped", "flow_tries")
-_STOP = re.compile(r"^\s*(?:stop|quit|exit|never\s*mind|nevermind|forget\s+it|leave\s+it|"
-                   r"no|nope|no\s+thanks|cancel\s+that|skip)\s*[.!]*\s*$", re.IGNORECASE)
 _ALL_ITEMS = re.compile(r"\b(?:all|everything|every\s+item|whole\s+order|both)\b", re.IGNORECASE)
 STOPPED_TEXT = "No problem, I've left it there. Anything else I can help with?"
 GIVE_UP_TEXT = ("Let's leave it there for now. When you have it to hand, just ask again, or "
@@ -53,41 +53,18 @@ NO_ORDER_TEXT = ("No problem. Whenever you have your order number, just ask agai
                  + ORDER_ID_HELP)
 
 
-_MARKUP = re.compile(r"[<>{}`$\\]|--|/\*")
-
-
-def delivery_address(value: Any) -> str:
-    """An address fit to print on a parcel, or BadInput: the library's checks plus no markup
-    or code-like text (which no courier can use and a label printer may mangle)."""
-    if isinstance(value, str) and _MARKUP.search(value[:MAX_SLOT_TEXT]):
-        raise BadInput("Please type just the address: letters, numbers and , . / - # "
-                       "(no code or markup).")
-    return clean_address(value)
-
-
-def latest_text(tracker: Tracker) -> str:
-    return str((tracker.latest_message or {}).get("text") or "")
-
-
-def latest_intent(tracker: Tracker) -> str:
-    return str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
-
-
-def wants_to_stop(tracker: Tracker, value: Any) -> bool:
-    """'stop', 'never mind', a plain 'no': the shopper is leaving the form."""
-    if latest_intent(tracker) == "deny":
-        return True
-    return isinstance(value, str) and bool(_STOP.match(value[:100]))
-
-
 def reset_flow() -> list[dict[str, Any]]:
     return [SlotSet(name, None) for name in FLOW_SLOTS]
+
+
+def orders() -> OrderStore:
+    return services().records.orders
 
 
 def order_of(tracker: Tracker) -> Order | None:
     """The shopper's order named in the ``order_id`` slot (already validated)."""
     order_id = tracker.get_slot("order_id")
-    return services.order_store().get_for(tracker.sender_id, order_id) if order_id else None
+    return orders().get_for(tracker.sender_id, order_id) if order_id else None
 
 
 class OrderFormValidation(FormValidationAction):
@@ -107,7 +84,7 @@ class OrderFormValidation(FormValidationAction):
     ) -> list[str]:
         if tracker.get_slot("flow_stopped"):
             return []
-        if tracker.get_slot("order_id") and self.blocked(tracker):
+        if tracker.get_slot("order_id") and await asyncio.to_thread(self.blocked, tracker):
             return ["order_id"]
         return domain_slots
 
@@ -149,7 +126,7 @@ class OrderFormValidation(FormValidationAction):
         if wants_to_stop(tracker, value):
             return self.stop(dispatcher, "order_id")
         if latest_intent(tracker) in HANDOFF_INTENTS:  # "a person, please" mid-form
-            await ActionHandoff().run(dispatcher, tracker, domain)
+            await asyncio.to_thread(hand_off, dispatcher, tracker, services())
             return {"order_id": None, "flow_stopped": True, "flow_tries": None}
         text = value if isinstance(value, str) else ""
         if len(text) > MAX_SLOT_TEXT:
@@ -157,7 +134,7 @@ class OrderFormValidation(FormValidationAction):
             return self.refuse(dispatcher, tracker, "order_id",
                                "That message is too long to be an order number. "
                                + ORDER_ID_HELP)
-        outcome = services.order_store().track(tracker.sender_id, text)
+        outcome = await asyncio.to_thread(orders().track, tracker.sender_id, text)
         if outcome.code in (OrderCode.BAD_ORDER_ID, OrderCode.NOT_FOUND):
             return self.refuse(dispatcher, tracker, "order_id", outcome.message)
         if not outcome.ok or outcome.order is None:
@@ -185,8 +162,7 @@ class ValidateCancelOrderForm(OrderFormValidation):
         return "validate_cancel_order_form"
 
     def blocked(self, tracker: Tracker) -> bool:
-        outcome = services.order_store().cancel(tracker.sender_id, tracker.get_slot("order_id"),
-                                                dry_run=True)
+        outcome = orders().cancel(tracker.sender_id, tracker.get_slot("order_id"), dry_run=True)
         return not outcome.ok
 
     async def validate_order_confirm(
@@ -201,7 +177,7 @@ class ValidateChangeAddressForm(OrderFormValidation):
         return "validate_change_address_form"
 
     def blocked(self, tracker: Tracker) -> bool:
-        outcome = services.order_store().change_address(
+        outcome = orders().change_address(
             tracker.sender_id, tracker.get_slot("order_id"), "", dry_run=True)
         return not outcome.ok
 
@@ -250,7 +226,7 @@ class ValidateReturnOrderForm(OrderFormValidation):
         return "validate_return_order_form"
 
     def blocked(self, tracker: Tracker) -> bool:
-        outcome = services.order_store().request_return(
+        outcome = orders().request_return(
             tracker.sender_id, tracker.get_slot("order_id"), "", dry_run=True)
         return not outcome.ok
 
@@ -260,7 +236,7 @@ class ValidateReturnOrderForm(OrderFormValidation):
     ) -> list[str]:
         slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
         if "return_items" in slots:
-            order = order_of(tracker)
+            order = await asyncio.to_thread(order_of, tracker)
             if order is not None and len(returnable(order)) <= 1:
                 slots = [s for s in slots if s != "return_items"]
         return slots
@@ -295,7 +271,7 @@ class ValidateReturnOrderForm(OrderFormValidation):
             return {"return_items": value}
         if wants_to_stop(tracker, value):
             return self.stop(dispatcher, "return_items")
-        order = order_of(tracker)
+        order = await asyncio.to_thread(order_of, tracker)
         text = value if isinstance(value, str) and len(value) <= MAX_SLOT_TEXT else ""
         chosen = pick_items(text, order) if order else None
         if not chosen:
@@ -308,18 +284,16 @@ class ValidateReturnOrderForm(OrderFormValidation):
 # -- questions the forms ask -------------------------------------------------------------------
 
 
-class ActionAskOrderId(Action):
+class ActionAskOrderId(ShopAction):
     """'Which order?' with the shopper's recent orders as buttons (only their own)."""
 
     def name(self) -> str:
         return "action_ask_order_id"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         try:
-            recent = services.order_store().orders_of(tracker.sender_id,
-                                                      limit=RECENT_ORDERS_SHOWN)
+            recent = orders().orders_of(tracker.sender_id, limit=RECENT_ORDERS_SHOWN)
         except Exception:
             logger.exception("could not list orders for %s", short(tracker.sender_id))
             recent = []
@@ -333,13 +307,12 @@ class ActionAskOrderId(Action):
         return []
 
 
-class ActionAskOrderConfirm(Action):
+class ActionAskOrderConfirm(ShopAction):
     def name(self) -> str:
         return "action_ask_order_confirm"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         order = order_of(tracker)
         head = order.headline() if order else "This order"
         dispatcher.utter_message(
@@ -349,13 +322,12 @@ class ActionAskOrderConfirm(Action):
         return []
 
 
-class ActionAskReturnItems(Action):
+class ActionAskReturnItems(ShopAction):
     def name(self) -> str:
         return "action_ask_return_items"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         order = order_of(tracker)
         lines = returnable(order) if order else []
         listed = "\n".join(f"{n}. {label}" for n, _, label in lines)
@@ -367,7 +339,7 @@ class ActionAskReturnItems(Action):
 # -- what the forms do when they're complete ------------------------------------------------------
 
 
-class OrderFlowAction(Action, ABC):
+class OrderFlowAction(ShopAction, ABC):
     """Runs after an order form: says the outcome and clears the form's slots."""
 
     @abstractmethod
@@ -378,9 +350,8 @@ class OrderFlowAction(Action, ABC):
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
         """What the order store answers for this flow."""
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
         order_id = tracker.get_slot("order_id")
         if not order_id:
             if not tracker.get_slot("flow_stopped"):
@@ -405,7 +376,7 @@ class ActionTrackOrder(OrderFlowAction):
         return "action_track_order"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        return services.order_store().track(tracker.sender_id, order_id)
+        return orders().track(tracker.sender_id, order_id)
 
 
 class ActionTrackRefund(OrderFlowAction):
@@ -413,7 +384,7 @@ class ActionTrackRefund(OrderFlowAction):
         return "action_track_refund"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        return services.order_store().refund_status(tracker.sender_id, order_id)
+        return orders().refund_status(tracker.sender_id, order_id)
 
 
 class ActionGetInvoice(OrderFlowAction):
@@ -421,7 +392,7 @@ class ActionGetInvoice(OrderFlowAction):
         return "action_get_invoice"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        return services.order_store().invoice(tracker.sender_id, order_id)
+        return orders().invoice(tracker.sender_id, order_id)
 
 
 class ActionCancelOrder(OrderFlowAction):
@@ -429,7 +400,7 @@ class ActionCancelOrder(OrderFlowAction):
         return "action_cancel_order"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        store = services.order_store()
+        store = orders()
         check = store.cancel(tracker.sender_id, order_id, dry_run=True)
         if not check.ok:  # shipped, delivered, already cancelled: the reason and what to do
             return check
@@ -444,7 +415,7 @@ class ActionReturnOrder(OrderFlowAction):
         return "action_return_order"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        store = services.order_store()
+        store = orders()
         check = store.request_return(tracker.sender_id, order_id, "", dry_run=True)
         if not check.ok:
             return check
@@ -459,33 +430,9 @@ class ActionChangeAddress(OrderFlowAction):
         return "action_change_address"
 
     def outcome(self, tracker: Tracker, order_id: str) -> OrderOutcome:
-        store = services.order_store()
+        store = orders()
         check = store.change_address(tracker.sender_id, order_id, "", dry_run=True)
         if not check.ok:
             return check
         return store.change_address(tracker.sender_id, order_id,
                                     tracker.get_slot("new_address") or "")
-
-
-class ActionAskReturnReason(Action):
-    def name(self) -> str:
-        return "action_ask_return_reason"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text="Sorry it didn't work out. What's the reason for the "
-                                 "return (e.g. wrong size, damaged, not as described)?")
-        return []
-
-
-class ActionAskNewAddress(Action):
-    def name(self) -> str:
-        return "action_ask_new_address"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text="What's the new delivery address? Please include the "
-                                 "house number, street, city and PIN code.")
-        return []

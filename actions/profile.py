@@ -12,17 +12,17 @@ import asyncio
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import AllSlotsReset
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import services
-from actions.orders import latest_text
-from shopbot.privacy import forget_shopper, purge_tracker_later
-from shopbot.profile import learn_from_text
-from shopbot.settings import get_settings
-from shopbot.shopdb import short
+from actions.base import ShopAction
+from actions.dialogue import latest_text
+from actions.services import services
+from shop.preferences import learn_from_text
+from shop.privacy import purge_tracker_later
+from shopcore.ids import short
 
 logger = logging.getLogger(__name__)
 
@@ -30,27 +30,26 @@ logger = logging.getLogger(__name__)
 _PURGES: set[asyncio.Task[int]] = set()
 
 
-class ActionLearnProfile(Action):
+class ActionLearnProfile(ShopAction):
     def name(self) -> str:
         return "action_learn_profile"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        text = latest_text(tracker)
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
+        shop = services()
         try:
-            vocab = services.product_search().store.vocab
+            vocab = shop.store.vocab
         except Exception:
             logger.exception("catalog vocabulary unavailable; learning sizes and budget only")
             vocab = None
-        learned = learn_from_text(text, vocab)
+        learned = learn_from_text(latest_text(tracker), vocab)
         if learned.is_empty:
             dispatcher.utter_message(
                 text="I can remember your sizes, who you shop for, your budget and favourite "
                 "brands and colours, e.g. 'I'm a size 9' or 'my budget is 2000'.")
             return []
         try:
-            services.profile_store().apply(tracker.sender_id, learned)
+            shop.records.profiles.apply(tracker.sender_id, learned)
         except Exception:
             logger.exception("profile not saved for %s", short(tracker.sender_id))
             dispatcher.utter_message(text="Sorry, I couldn't save that just now.")
@@ -61,24 +60,24 @@ class ActionLearnProfile(Action):
         return []
 
 
-class ActionForgetMe(Action):
+class ActionForgetMe(ShopAction):
     """Runs after the shopper confirmed "forget me"."""
 
     def name(self) -> str:
         return "action_forget_me"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        sender = tracker.sender_id
-        tracker_db = get_settings().tracker_db
-        report = forget_shopper(
-            sender, orders=services.order_store(), cart=services.cart_store(),
-            profile=services.profile_store(), tickets=services.ticket_store(),
-            events=services.event_log(), links=services.link_store(), tracker_db=tracker_db)
-        # Rasa saves this very turn after the reply; delete it again once it has.
-        task = asyncio.create_task(purge_tracker_later(tracker_db, sender))
-        _PURGES.add(task)
-        task.add_done_callback(_PURGES.discard)
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
+        report = services().records.forget(tracker.sender_id)
         dispatcher.utter_message(text=report.message)
         return [AllSlotsReset()]
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[dict[str, Any]]:
+        events = await super().run(dispatcher, tracker, domain)
+        # Rasa saves this very turn after the reply; delete it again once it has.
+        tracker_db = services().settings.tracker_db
+        task = asyncio.create_task(purge_tracker_later(tracker_db, tracker.sender_id))
+        _PURGES.add(task)
+        task.add_done_callback(_PURGES.discard)
+        return events

@@ -12,19 +12,20 @@ import logging
 import re
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from actions import services
-from actions.details import entity_value
-from actions.replies import product_list
+from actions.base import ShopAction
+from actions.dialogue import entity_value, latest_text, positions, product_id_in, shown_ids
+from actions.replies import say_products
+from actions.services import services
 from recsys.events import EventType
 from recsys.serving import Recommendation
-from retrieval.cards import cards_payload
 from retrieval.catalog import Product
 from retrieval.query import SearchConstraints
-from retrieval.refine import positions
+from retrieval.search import ProductSearch
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +35,15 @@ _SIMILAR = re.compile(r"\b(similar|like (?:this|that|it|the|#?\d)|same as|altern
 _GOES_WITH = re.compile(r"\b(go(?:es)? (?:well )?with|match(?:es|ing)?|pair(?:s|ed)? with|"
                         r"complete the look|wear (?:it )?with|accessori[sz]e)\b")
 _THIS = re.compile(r"\b(this|that|it)\b")
-_PRODUCT_ID = re.compile(r"\b(?:id|product|item)\s*#?\s*(\d{1,12})\b")
 
 
 def anchor_product(text: str, shown: list[Product], last_opened: str | None) -> str | None:
     """The product the shopper points at: an ordinal of what was shown ("the second one"),
     an explicit id ("similar to product 15970", the widget's Similar button), or "this" =
     the product they opened last."""
-    match = _PRODUCT_ID.search(text.lower())
-    if match:
-        return match.group(1)
+    named = product_id_in(text)
+    if named:
+        return named
     picked = positions(text, len(shown)) if shown else []
     if picked:
         return shown[picked[0] - 1].id
@@ -52,7 +52,7 @@ def anchor_product(text: str, shown: list[Product], last_opened: str | None) -> 
     return None
 
 
-def starter_picks(search: Any, allowed: set[str], k: int) -> list[Recommendation]:
+def starter_picks(search: ProductSearch, allowed: set[str], k: int) -> list[Recommendation]:
     """No history and no popularity yet: one product from each of the biggest article types,
     so a new shop's first shopper sees the range instead of the first rows of the file."""
     facets = search.store.lexical.facets
@@ -84,21 +84,21 @@ def explain(pick: Recommendation, names: dict[str, str], popular_known: bool) ->
     return ""
 
 
-class ActionRecommendProducts(Action):
+class ActionRecommendProducts(ShopAction):
     def name(self) -> str:
         return "action_recommend_products"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        text = ((tracker.latest_message or {}).get("text") or "").strip()
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: DomainDict) -> list[dict[str, Any]]:
+        text = latest_text(tracker).strip()
         sender = tracker.sender_id
+        shop = services()
         try:
-            search = services.product_search()
-            recommender = services.recommender()
-            events = services.event_log()
+            search = shop.search
+            recommender = shop.recommender
+            events = shop.records.events
             store = search.store
-            shown = store.get(tracker.get_slot("shown_products") or [])
+            shown = store.get(shown_ids(tracker))
             history = events.recent_items(sender)
             anchor_id = entity_value(tracker, "product_id") or anchor_product(
                 text, shown, history[-1] if history else None)
@@ -142,14 +142,9 @@ class ActionRecommendProducts(Action):
         names = {p.id: p.name for p in store.get(list({*history, *(a for a in [anchor_id] if a)}))}
         popular_known = float(recommender.popularity.sum()) > 0
         reasons = {p.item_id: explain(p, names, popular_known) for p in picks}
-        lines = product_list(products).split("\n")
-        body = "\n".join(
-            f"{line} - {reasons[p.id]}" if reasons.get(p.id) else line
-            for line, p in zip(lines, products, strict=True)
-        )
-        dispatcher.utter_message(text=self._headline(mode, anchor, bool(history)) + "\n" + body,
-                                 json_message=cards_payload(products, query=text))
-        services.log_event(sender, [p.id for p in products], EventType.SHOWN)
+        say_products(dispatcher, self._headline(mode, anchor, bool(history)), products,
+                     query=text, notes=reasons)
+        shop.log_event(sender, [p.id for p in products], EventType.SHOWN)
         return [SlotSet("shown_products", [p.id for p in products])]
 
     @staticmethod
@@ -164,7 +159,7 @@ class ActionRecommendProducts(Action):
                 "(open a few products and I'll tailor these):")
 
     @staticmethod
-    def _allowed_ids(search: Any, filters: dict[str, Any] | None,
+    def _allowed_ids(search: ProductSearch, filters: dict[str, Any] | None,
                      anchor: Product | None) -> set[str]:
         constraints = active_constraints(filters)
         if anchor and anchor.gender and not constraints.genders:
@@ -173,7 +168,7 @@ class ActionRecommendProducts(Action):
         return set(facets.ids[facets.mask(constraints)].tolist())
 
     @staticmethod
-    def _ids_of_type(search: Any, article_type: str) -> set[str]:
+    def _ids_of_type(search: ProductSearch, article_type: str) -> set[str]:
         facets = search.store.lexical.facets
         return set(facets.ids[facets.mask(SearchConstraints(article_types=[article_type]))]
                    .tolist())

@@ -7,7 +7,7 @@ Usage:
 Prints ONE JSON line on stdout (and writes it to ``--out``); progress goes to stderr.
 
 * The catalog photos are split deterministically, stratified by article type
-  (``retrieval.images.split_photos``: 70/15/15, article types with under 5 photos left out
+  (``retrieval.images.features.split_photos``: 70/15/15, article types with under 5 photos left out
   and reported as coverage). Heads are trained on the train split's cached view features
   (``var/images``; the first run encodes every view, later runs reuse them), calibrated and
   cut on validation, and measured on test: top-1/top-3, macro-F1, colour accuracy, and
@@ -18,14 +18,20 @@ Prints ONE JSON line on stdout (and writes it to ``--out``); progress goes to st
   ``load_image`` -> ``ImageClassifier`` path.
 * ``imagenet_fallback``: the no-head path (ImageNet classes mapped onto article types) on
   the same test photos, for reference.
-* ``visual_search``: train+val photos indexed in a temporary store's Chroma image
-  collection; precision@10 (same article type) for test photos, unfiltered and with the
-  predicted-type filter that ``find_similar`` uses, and via ``find_similar`` on reframed
-  photos.
+* ``visual_search``: the train+val(+rare) products ingested into a temporary store and
+  their photos indexed in its Chroma image collection (and its in-memory snapshot);
+  precision@10 (same article type) for test photos through the product search
+  (``ProductSearch.search(photo=...)``), unfiltered (no classification, so no type guess)
+  and with the predicted-type constraint, and end to end on reframed photos
+  (``reframed_find_similar_p_at_10``: load, ``PhotoQuery.from_image``, search; the key
+  keeps its old name). ``chroma_query_ms`` times a bare unfiltered Chroma query,
+  ``search_ms`` the search given an encoded photo.
 * ``latency_ms``: end-to-end from JPEG bytes (load, frame, encode, head) for one 224 px
   catalog photo, one 800 px reframed photo, per image in batches of 16 (wall and CPU
-  time), the bare encoder, and ``find_similar``. Other people's jobs share this machine's
-  2 cores (see ``load_avg``): wall times include waiting for a core, CPU times do not.
+  time), the bare encoder, and a photo search from an 800 px JPEG
+  (``find_similar_800_jpeg``, named after the function it replaced). Other people's jobs
+  share this machine's 2 cores (see ``load_avg``): wall times include waiting for a core,
+  CPU times do not.
 """
 
 from __future__ import annotations
@@ -101,72 +107,96 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tqdm import tqdm
 
-    from retrieval import images as img
     from retrieval.catalog import load_catalog
+    from retrieval.images.classifier import (
+        IMAGENET_CUT,
+        Classification,
+        ImageClassifier,
+        ImagenetFallback,
+    )
+    from retrieval.images.encoder import Encoded, ImageEncoder
+    from retrieval.images.features import photo_features, stable_seed
+    from retrieval.images.head import (
+        TrainingData,
+        classification_metrics,
+        evaluate_head,
+        precision_at_cut,
+        train_head,
+    )
+    from retrieval.images.index import (
+        image_collection,
+        image_metadata,
+        nearest_photos,
+        save_catalog_photos,
+    )
+    from retrieval.images.preprocess import INPUT_SIZE
+    from retrieval.ingest import ingest_products
+    from retrieval.search import PhotoQuery, ProductSearch
     from retrieval.store import ProductStore
+    from shopcore.images import load_image
 
     started = time.perf_counter()
     products = {p.id: p for p in load_catalog(args.catalog)[0]}
     photos = sorted(p for p in args.images.glob("*.jpg") if p.stem in products)
     log(f"{len(photos)} photos; encoding {args.views} views each (cached in var/images)")
     with tqdm(total=len(photos), desc="views", file=sys.stderr, mininterval=5) as bar:
-        features = img.photo_features(photos, args.views, progress=bar.update)
-    data = img.TrainingData.build(features, products)
+        features = photo_features(photos, args.views, progress=bar.update)
+    data = TrainingData.build(features, products)
     log("training heads on the train split")
-    head, report = img.train_head(data, refit_on_all=False)
+    head, report = train_head(data, refit_on_all=False)
     test = data.rows(["test"])
     summary: dict[str, Any] = {"data": {"photos": len(photos), "views": args.views},
-                               "encoder": {"backend": img.ImageEncoder.get().backend}}
+                               "encoder": {"backend": ImageEncoder.get().backend}}
     summary["head"] = {"test": {k: v for k, v in report.items()
                                 if k not in ("coverage", "val_every_view")},
                        "val_every_view": report["val_every_view"],
                        "coverage": report["coverage"]}
-    summary["head"]["test_augmented_views"] = img.evaluate_head(
+    summary["head"]["test_augmented_views"] = evaluate_head(
         head, data, test, views=slice(2, None))
 
     # Reframed test photos through the real load -> frame -> encode -> head path.
-    classifier = img.ImageClassifier(head, img.ImagenetFallback())
-    fallback = img.ImageClassifier(None, img.ImagenetFallback())
+    classifier = ImageClassifier(head, ImagenetFallback())
+    fallback = ImageClassifier(None, ImagenetFallback())
     type_index = {t: i for i, t in enumerate(head.article_types)}
     test = [i for i in test if data.article_types[i] in type_index]
     path_of = {p.stem: p for p in photos}
     reframed_bytes: list[bytes] = []
     for i in test:
         pid = data.features.ids[i]
-        rng = np.random.default_rng(img.stable_seed("reframe", pid))
-        reframed_bytes.append(reframe(img.load_image(path_of[pid], decode_side=None), rng))
-    reframed: list[img.Classification] = []
-    reframed_fallback: list[img.Classification] = []
-    canonical_fallback: list[img.Classification] = []
+        rng = np.random.default_rng(stable_seed("reframe", pid))
+        reframed_bytes.append(reframe(load_image(path_of[pid], decode_side=None), rng))
+    reframed: list[Classification] = []
+    reframed_fallback: list[Classification] = []
+    canonical_fallback: list[Classification] = []
     reframed_probabilities: list[np.ndarray] = []
     for start in tqdm(range(0, len(test), 32), desc="reframed", file=sys.stderr, mininterval=5):
         chunk = reframed_bytes[start:start + 32]
-        encoded = classifier.encoder.encode_images([img.load_image(b) for b in chunk],
+        encoded = classifier.encoder.encode_images([load_image(b) for b in chunk],
                                                    mirror=True)
         reframed += classifier.classify_encoded(encoded)
         reframed_fallback += fallback.classify_encoded(encoded)
         reframed_probabilities.append(head.predict(encoded)[0])
-        originals = [img.load_image(path_of[data.features.ids[i]])
+        originals = [load_image(path_of[data.features.ids[i]])
                      for i in test[start:start + 32]]
         canonical_fallback += fallback.classify_many(originals)
     truth = [data.article_types[i] for i in test]
     colours = [data.colours[i] for i in test]
     probabilities = np.vstack(reframed_probabilities)
     targets = np.array([type_index[t] for t in truth])
-    reframed_report = img.classification_metrics(probabilities, targets, head.article_types)
+    reframed_report = classification_metrics(probabilities, targets, head.article_types)
     scores = np.array([c.score for c in reframed])
     correct = np.array([c.article_type == t for c, t in zip(reframed, truth, strict=True)])
-    reframed_report["above_cut"] = img.precision_at_cut(scores, correct, head.cut)
+    reframed_report["above_cut"] = precision_at_cut(scores, correct, head.cut)
     known_colour = [j for j, c in enumerate(colours) if c in head.colours]
     reframed_report["colour_accuracy"] = round(float(np.mean(
         [reframed[j].colour == colours[j] for j in known_colour])), 4)
     summary["head"]["test_reframed"] = reframed_report
 
-    def fallback_report(results: list[img.Classification]) -> dict[str, Any]:
+    def fallback_report(results: list[Classification]) -> dict[str, Any]:
         right = [c.article_type == t for c, t in zip(results, truth, strict=True)]
         confident = [r for r, c in zip(right, results, strict=True) if c.confident]
         return {"top1": round(float(np.mean(right)), 4),
-                "above_cut": {"cut": img.IMAGENET_CUT,
+                "above_cut": {"cut": IMAGENET_CUT,
                               "coverage": round(len(confident) / len(results), 4),
                               "precision": round(float(np.mean(confident)), 4)
                               if confident else 0.0},
@@ -176,47 +206,56 @@ def main() -> None:
     summary["imagenet_fallback"] = {"test": fallback_report(canonical_fallback),
                                     "test_reframed": fallback_report(reframed_fallback)}
 
-    # Visual search over a temporary store holding the train+val photos.
+    # Visual search over a temporary store holding the train+val(+rare) products and photos.
     tmp = Path(tempfile.mkdtemp(prefix="bench-images-"))
     try:
         store = ProductStore(tmp)
-        collection = img.image_collection(store)
         indexed = data.rows(["train", "val", "rare"])
+        indexed_ids = [data.features.ids[i] for i in indexed]
+        log(f"ingesting the {len(indexed)} indexed photos' products into a temporary store")
+        ingest_products(store, [products[pid] for pid in indexed_ids])
+        collection = image_collection(store)
         vectors = data.features.features[indexed, 0].astype(np.float32)
         for start in range(0, len(indexed), 2000):
-            rows = indexed[start:start + 2000]
-            ids = [data.features.ids[i] for i in rows]
-            collection.upsert(ids=ids, embeddings=vectors[start:start + len(rows)],
-                              metadatas=[img.image_metadata(products[p], "bench") for p in ids])
+            ids = indexed_ids[start:start + 2000]
+            collection.upsert(ids=ids, embeddings=vectors[start:start + len(ids)],
+                              metadatas=[image_metadata(products[p], "bench") for p in ids])
+        save_catalog_photos(store)
+        search = ProductSearch(store)
         type_of = {data.features.ids[i]: data.article_types[i] for i in indexed}
         test_vectors = data.features.features[test, 0].astype(np.float32)
-        encoded_test = img.Encoded(test_vectors, np.zeros((len(test), 0)),
-                                   data.features.colour[test, 0].astype(np.float32),
-                                   data.features.features[test, 1].astype(np.float32))
+        encoded_test = Encoded(test_vectors, np.zeros((len(test), 0)),
+                               data.features.colour[test, 0].astype(np.float32),
+                               data.features.features[test, 1].astype(np.float32))
         predictions = classifier.classify_encoded(encoded_test)
-        plain, filtered, query_ms = [], [], []
+
+        def precision(result_ids: list[str], want: str) -> float:
+            return float(np.mean([type_of[h] == want for h in result_ids])) if result_ids else 0.0
+
+        plain, filtered, query_ms, search_ms = [], [], [], []
         for vector, prediction, want in zip(test_vectors, predictions, truth, strict=True):
             t0 = time.perf_counter()
-            hits = img.similar_products(store, vector, K)
+            nearest_photos(store, vector, K)
             query_ms.append((time.perf_counter() - t0) * 1000)
-            plain.append(np.mean([type_of[h] == want for h, _ in hits]))
-            where = img._similar_where({"article_types": img.predicted_types(prediction)})
-            hits = img.similar_products(store, vector, K, where)
-            filtered.append(np.mean([type_of[h] == want for h, _ in hits]) if hits else 0.0)
+            plain.append(precision(search.search("", k=K, photo=PhotoQuery(vector)).ids, want))
+            t0 = time.perf_counter()
+            result = search.search("", k=K, photo=PhotoQuery(vector, prediction))
+            search_ms.append((time.perf_counter() - t0) * 1000)
+            filtered.append(precision(result.ids, want))
         found, similar_ms = [], []
         for j in range(len(test)):
             t0 = time.perf_counter()
-            result = img.find_similar(store, img.load_image(reframed_bytes[j]), K,
-                                      classifier=classifier)
+            photo = PhotoQuery.from_image(load_image(reframed_bytes[j]), classifier)
+            result = search.search("", k=K, photo=photo)
             similar_ms.append((time.perf_counter() - t0) * 1000)
-            found.append(np.mean([type_of[h] == truth[j] for h in result.ids])
-                         if result.ids else 0.0)
+            found.append(precision(result.ids, truth[j]))
         summary["visual_search"] = {
             "indexed_photos": len(indexed), "queries": len(test),
             "p_at_10": round(float(np.mean(plain)), 4),
             "p_at_10_predicted_type_filter": round(float(np.mean(filtered)), 4),
             "reframed_find_similar_p_at_10": round(float(np.mean(found)), 4),
             "chroma_query_ms": percentiles(query_ms),
+            "search_ms": percentiles(search_ms),
         }
 
         # Latency, end to end from JPEG bytes; single pictures use one thread.
@@ -228,16 +267,16 @@ def main() -> None:
 
         def timed(blobs_per_call: list[list[bytes]]) -> dict[str, Any]:
             """Wall and CPU milliseconds per image; CPU time is what contention can't inflate."""
-            classifier.classify(img.load_image(blobs_per_call[0][0]))  # warm
+            classifier.classify(load_image(blobs_per_call[0][0]))  # warm
             wall, cpu = [], []
             for blobs in blobs_per_call:
                 t0, c0 = time.perf_counter(), time.process_time()
-                classifier.classify_many([img.load_image(blob) for blob in blobs])
+                classifier.classify_many([load_image(blob) for blob in blobs])
                 wall.append((time.perf_counter() - t0) * 1000 / len(blobs))
                 cpu.append((time.process_time() - c0) * 1000 / len(blobs))
             return {**percentiles(wall), "cpu": percentiles(cpu)}
 
-        pixels = np.zeros((1, 3, img.INPUT_SIZE, img.INPUT_SIZE), np.float32)
+        pixels = np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
         encoder_only = []
         for _ in range(len(sample)):
             t0 = time.perf_counter()

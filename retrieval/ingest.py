@@ -154,7 +154,7 @@ def ingest_catalog(
         store, products, batch_size=batch_size, prune=prune, progress=progress
     )
     if images_dir and with_images:
-        from retrieval.images import index_catalog_images  # torch + EfficientNet: only here
+        from retrieval.images.index import index_catalog_images  # the encoder: only here
 
         photographed = [p for p in products if p.image]
         photo_progress = progress_factory(len(photographed)) if progress_factory else None

@@ -184,19 +184,29 @@ class LexicalIndex:
         """Exact cosine top ``k`` among ``mask`` (vectors are unit length)."""
         if self.vectors is None or len(self.facets) == 0:
             return []
-        query = np.asarray(query_vector, dtype=np.float32)
-        if mask is None:  # no copy of the whole matrix for unfiltered queries
-            rows, scores = None, self.vectors @ query
-        elif mask.mean() > BROAD_MASK:  # scoring all beats copying most of the matrix
-            rows, scores = None, np.where(mask, self.vectors @ query, -np.inf)
-        else:
-            rows = np.flatnonzero(mask)
-            if len(rows) == 0:
-                return []
-            scores = self.vectors[rows] @ query
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best])]
-        positions = best if rows is None else rows[best]
-        return [(str(self.facets.ids[p]), float(scores[b]))
-                for p, b in zip(positions, best, strict=True) if np.isfinite(scores[b])]
+        return [(str(self.facets.ids[row]), score)
+                for row, score in cosine_top(self.vectors, query_vector, k, mask)]
+
+
+def cosine_top(vectors: np.ndarray, query: np.ndarray, k: int,
+               mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """(row, score) of the ``k`` rows of unit ``vectors`` closest to ``query`` among ``mask``
+    (all when None), best first: the one exact scan both text and photo search use."""
+    if len(vectors) == 0 or k <= 0:
+        return []
+    query = np.asarray(query, dtype=np.float32).ravel()
+    if mask is None:  # no copy of the whole matrix for unfiltered queries
+        rows, scores = None, vectors @ query
+    elif mask.mean() > BROAD_MASK:  # scoring all beats copying most of the matrix
+        rows, scores = None, np.where(mask, vectors @ query, -np.inf)
+    else:
+        rows = np.flatnonzero(mask)
+        if len(rows) == 0:
+            return []
+        scores = vectors[rows] @ query
+    k = min(k, len(scores))
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    positions = best if rows is None else rows[best]
+    return [(int(p), float(scores[b]))
+            for p, b in zip(positions, best, strict=True) if np.isfinite(scores[b])]

@@ -10,7 +10,6 @@ threshold the caller offers a person instead of guessing.
 from __future__ import annotations
 
 import logging
-import os
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,9 +21,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shopcore.settings import get_settings
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "bot" / "policy.yml"
 POLICY_FILE_ENV = "SHOPBOT_POLICY_FILE"
 # Cosine similarity (MiniLM) between a question and an entry's closest variant. Paraphrases
 # of an entry score about 0.55-0.9; other shop questions and off-topic text mostly stay
@@ -159,7 +159,7 @@ class ShopPolicy(_Section):
 
 def policy_file() -> Path:
     """Where the policy file is: ``$SHOPBOT_POLICY_FILE``, else ``bot/policy.yml``."""
-    return Path(os.environ.get(POLICY_FILE_ENV) or DEFAULT_POLICY_FILE)
+    return Path(get_settings().policy_file)  # type: ignore[arg-type]
 
 
 def _where(location: tuple[Any, ...], raw: Any) -> str:
@@ -186,7 +186,7 @@ def load_policy(path: Path | str | None = None) -> ShopPolicy:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PolicyError(f"policy file {path} not found (set {POLICY_FILE_ENV} or create "
-                          f"{DEFAULT_POLICY_FILE.name})") from None
+                          f"{path.name})") from None
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyError(f"policy file {path} cannot be read: {error}") from None
     except yaml.YAMLError as error:

@@ -1,8 +1,8 @@
-"""Follow-up turns over a search: "cheaper ones", "in blue", "for women instead", "the
-second one", "compare the first two".
+"""Follow-up turns over a search: "cheaper ones", "in blue", "for women instead".
 
-The previous turn's constraints live in a Rasa slot as a plain dict; these functions turn a
-follow-up message into new constraints or into positions in the list the shopper saw.
+The previous turn's constraints live in a Rasa slot as a plain dict; :func:`refine_constraints`
+turns a follow-up message into new constraints. (Positions in a shown list - "the second
+one" - are dialogue, read by ``actions.dialogue.positions``.)
 """
 
 from __future__ import annotations
@@ -26,13 +26,6 @@ _ANY_PRICE = re.compile(r"\b(any price|no budget|ignore (the )?(price|budget)|"
 _ANY_COLOUR = re.compile(r"\b(any colou?r|other colou?rs|different colou?rs?)\b")
 _ANY_BRAND = re.compile(r"\b(any brand|other brands?|different brands?)\b")
 
-_ORDINALS = {
-    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-    "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
-    "ninth": 9, "9th": 9, "tenth": 10, "10th": 10,
-}
-_FIRST_N = re.compile(r"\b(?:first|top)\s+(two|three|four|five|2|3|4|5)\b")
-_WORD_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 PRICE_STEP = 0.8
 
 
@@ -84,28 +77,3 @@ def refine_constraints(
             merged.max_price = None
     merged.text = update.text or previous.text
     return merged
-
-
-def positions(text: str, shown_count: int) -> list[int]:
-    """1-based positions in the shown list that the text refers to, in order mentioned.
-
-    "the second one" -> [2]; "compare the first two" -> [1, 2]; "1 and 3" -> [1, 3];
-    "the last one" -> [shown_count]. Positions outside the list are dropped.
-    """
-    lowered = (text or "").lower()
-    found: list[int] = []
-    first_n = _FIRST_N.search(lowered)
-    if first_n:
-        value = first_n.group(1)
-        found.extend(range(1, (int(value) if value.isdigit() else _WORD_NUMBERS[value]) + 1))
-    tokens = re.findall(r"[a-z0-9]+", lowered)
-    found.extend(_ORDINALS[t] for t in tokens if t in _ORDINALS and not first_n)
-    if not found:  # "compare 1 and 3", "#2", "number 4"
-        found.extend(int(t) for t in tokens if t.isdigit() and len(t) <= 2)
-    if re.search(r"\b(last|final)\b", lowered) and shown_count:
-        found.append(shown_count)
-    unique: list[int] = []
-    for position in found:
-        if 1 <= position <= shown_count and position not in unique:
-            unique.append(position)
-    return unique

@@ -4,14 +4,18 @@ Hybrid ranking fuses dense candidates (Chroma, MiniLM, metadata filters) with le
 (bm25s over the same filter, as a weight mask) by reciprocal-rank fusion. When the
 constraints match nothing, the softest one is relaxed (price, style, colour, brand, gender)
 and the result says which, so the reply can be honest about it.
+
+A shopper's photo (``PhotoQuery``) is another source of candidates: products whose catalog
+photo looks most like it, under the same constraints and the same relaxation, plus one
+softer constraint of its own, the article type the photo seems to show ("predicted_type").
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -20,12 +24,22 @@ from retrieval.embeddings import encode
 from retrieval.query import MAX_QUERY_CHARS, SearchConstraints, parse_query, ranking_text
 from retrieval.store import ProductStore
 
+if TYPE_CHECKING:  # the photo side loads on the first photo search, not with the text search
+    from PIL import Image
+
+    from retrieval.images.classifier import Classification, ImageClassifier
+    from retrieval.images.index import CatalogPhotos
+
 logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
 # Relaxed in this order when nothing matches; the article type is never dropped.
 RELAX_ORDER = ("price", "usage", "colour", "brand", "gender")
+# A photo's predicted article type is our guess, not the shopper's word: it goes after all of
+# theirs (shoes at the wrong price beat sunglasses at the right one).
+PREDICTED_TYPE = "predicted_type"
+CHEAP_POOL = 5  # "cheaper" like a photo: the cheapest among this many times k most similar
 CANDIDATES = 100
 RRF_K = 60
 # With no facet understood, weaker dense matches than this are noise (emoji, "banana").
@@ -42,10 +56,30 @@ class SearchResult:
     offset: int = 0
     scores: list[float] = field(default_factory=list)
     exact_matches: int | None = None
+    classification: Classification | None = None  # what the photo shows (photo searches)
 
     @property
     def ids(self) -> list[str]:
         return [p.id for p in self.products]
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoQuery:
+    """A shopper's photo as the search sees it: its encoder vector and what it shows.
+
+    Without a classification the photo ranks by looks alone, with no article-type guess.
+    """
+
+    vector: np.ndarray  # [1280] unit length, the same encoder as the catalog photos
+    classification: Classification | None = None
+
+    @classmethod
+    def from_image(cls, image: Image.Image, classifier: ImageClassifier) -> PhotoQuery:
+        """Encode the picture once, with its mirror view (the classification averages both
+        answers; the catalog's photos are indexed unmirrored, so the vector is the picture's
+        own)."""
+        encoded = classifier.encoder.encode_images([image], mirror=True)
+        return cls(encoded.features[0], classifier.classify_encoded(encoded)[0])
 
 
 def build_where(constraints: SearchConstraints) -> dict[str, Any] | None:
@@ -124,15 +158,21 @@ class ProductSearch:
         entities: Iterable[dict[str, Any]] | None = None,
         constraints: SearchConstraints | None = None,
         mode: Mode = "hybrid",
+        photo: PhotoQuery | None = None,
     ) -> SearchResult:
         """Top ``k`` products for ``text`` after ``offset`` (for "show more").
 
         ``mode`` "dense" and "lexical" are the unfiltered single-ranker baselines the
-        benchmark compares against; shoppers always get "hybrid".
+        benchmark compares against; shoppers always get "hybrid". With ``photo``, products
+        whose photos look most like it are ranked instead (``mode`` does not apply), under
+        the constraints understood from ``text``: "like this but in black, under 2000".
         """
         k = max(1, min(int(k), 100))
         offset = max(0, int(offset))
         text = (text or "")[:MAX_QUERY_CHARS]
+        if photo is not None:
+            constraints = constraints or self.understand(text, entities)
+            return self._photo(photo, constraints, k, offset)
         if mode == "dense":
             hits = self.store.query(encode([text])[0], offset + k)
             return self._result([p for p, _ in hits], SearchConstraints(text=text), [], offset, k)
@@ -198,15 +238,19 @@ class ProductSearch:
         return replace(active, max_price=float(np.percentile(prices, 25)))
 
     def _relax_until_matching(
-        self, constraints: SearchConstraints
+        self,
+        constraints: SearchConstraints,
+        matching: Callable[[SearchConstraints], int | None] | None = None,
     ) -> tuple[list[str], SearchConstraints]:
         """Drop the softest single constraint that makes something match; failing that,
-        drop them cumulatively in RELAX_ORDER."""
-        if self._matching(constraints) != 0:
+        drop them cumulatively in RELAX_ORDER. ``matching`` counts the candidates (default:
+        every product)."""
+        matching = matching or self._matching
+        if matching(constraints) != 0:
             return [], constraints
         for what in RELAX_ORDER:
             looser = relax(constraints, what)
-            if looser is not None and self._matching(looser) != 0:
+            if looser is not None and matching(looser) != 0:
                 return [what], looser
         relaxed: list[str] = []
         active = constraints
@@ -216,7 +260,7 @@ class ProductSearch:
                 continue
             relaxed.append(what)
             active = looser
-            if self._matching(active) != 0:
+            if matching(active) != 0:
                 break
         return relaxed, active
 
@@ -255,6 +299,101 @@ class ProductSearch:
             products=[p for p, _ in page], constraints=constraints, relaxed=relaxed,
             offset=offset, scores=[s for _, s in page], exact_matches=exact,
         )
+
+    # -- photo search -------------------------------------------------------------------------
+
+    def _photo(
+        self, photo: PhotoQuery, constraints: SearchConstraints, k: int, offset: int
+    ) -> SearchResult:
+        """Products whose photos look like ``photo``, relaxed exactly as text is; the photo's
+        predicted article type applies when the shopper named none, and goes last."""
+        from retrieval.images.classifier import predicted_types
+        from retrieval.images.index import catalog_photos
+
+        # One snapshot for the whole search, so masks and vectors always line up.
+        photos = catalog_photos(self.store) if self.store.lexical is not None else None
+        guessed: list[str] = []
+        if photo.classification is not None and not constraints.article_types:
+            guessed = [t for t in predicted_types(photo.classification) if t]
+
+        def matching(types: list[str]) -> Callable[[SearchConstraints], int | None]:
+            return lambda c: self._photo_matching(photos, c, types)
+
+        relaxed, active = self._relax_until_matching(constraints, matching(guessed))
+        types = guessed
+        if guessed and matching(guessed)(active) == 0:  # even without the shopper's terms
+            relaxed, active = self._relax_until_matching(constraints, matching([]))
+            relaxed, types = [*relaxed, PREDICTED_TYPE], []
+        wanted = offset + k
+        pool = max(CHEAP_POOL * k, wanted) if constraints.prefer_cheap else wanted
+        ranked = self._photo_rank(photos, photo, active, types, pool)
+        if constraints.prefer_cheap:
+            ranked.sort(key=lambda hit: hit[0].final_price)
+
+        exact = 0 if relaxed else len(ranked)
+        if not relaxed and exact < wanted and (types or build_where(active) is not None):
+            # Too few exact matches: fill the page with the closest, and say so.
+            for what in (*RELAX_ORDER, PREDICTED_TYPE):
+                if what == PREDICTED_TYPE:
+                    looser, looser_types = (active if types else None), []
+                else:
+                    looser, looser_types = relax(active, what), types
+                if looser is None:
+                    continue
+                seen = {p.id for p, _ in ranked}
+                extra = [hit for hit in self._photo_rank(photos, photo, looser, looser_types,
+                                                         wanted) if hit[0].id not in seen]
+                ranked += extra[:wanted - len(ranked)]
+                relaxed.append(what)
+                break
+        if relaxed:
+            logger.info("photo search relaxed %s", relaxed)
+        page = ranked[offset:wanted]
+        return SearchResult(
+            products=[p for p, _ in page], constraints=constraints, relaxed=relaxed,
+            offset=offset, scores=[s for _, s in page], exact_matches=exact,
+            classification=photo.classification,
+        )
+
+    def _photo_mask(
+        self, photos: CatalogPhotos, constraints: SearchConstraints, types: list[str]
+    ) -> np.ndarray:
+        """For each indexed photo: does its product satisfy ``constraints`` and have one of
+        ``types``? Photos of products no longer in the store never do."""
+        lexical = self.store.lexical
+        assert lexical is not None  # photos are only loaded for a store with facets
+        facets = lexical.facets
+        keep = facets.mask(constraints)
+        if types:
+            keep = keep & facets.mask(SearchConstraints(article_types=types))
+        return np.append(keep, False)[photos.rows_in(facets.ids)]  # row -1 reads the False
+
+    def _photo_matching(
+        self, photos: CatalogPhotos | None, constraints: SearchConstraints, types: list[str]
+    ) -> int | None:
+        """How many photographed products satisfy the constraints (None without facets)."""
+        return None if photos is None else int(self._photo_mask(photos, constraints, types).sum())
+
+    def _photo_rank(
+        self, photos: CatalogPhotos | None, photo: PhotoQuery, active: SearchConstraints,
+        types: list[str], n: int,
+    ) -> list[tuple[Product, float]]:
+        """The ``n`` most similar photographed products under ``active`` and ``types``, with
+        cosine similarity: exact over the facet mask in memory, else (a store without facets)
+        Chroma's filtered HNSW."""
+        if photos is not None:
+            hits = photos.top(photo.vector, n, self._photo_mask(photos, active, types))
+        else:
+            from retrieval.images.index import nearest_photos
+
+            where = build_where(active)
+            if types:
+                clause = {"article_type": {"$in": types}} if len(types) > 1 else {
+                    "article_type": types[0]}
+                where = clause if where is None else {"$and": [where, clause]}
+            hits = nearest_photos(self.store, photo.vector, n, where)
+        by_id = {p.id: p for p in self.store.get([pid for pid, _ in hits])}
+        return [(by_id[pid], score) for pid, score in hits if pid in by_id]
 
     @staticmethod
     def _result(

@@ -1,12 +1,13 @@
 """Train the Rasa model when its inputs change, and run the three processes of the bot.
 
-`make run` and the end-to-end tests start the bot the same way, through :class:`Stack`.
+`make run` and the end-to-end tests start the bot the same way, through :class:`Stack`:
+the shop database is made ready (schema, demo orders in demo mode), then the action server,
+Rasa and the web server start, each told the same settings through ``SHOPBOT_*`` variables.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from shopbot.settings import PROJECT_ROOT, VAR_DIR, Settings
+from shopcore.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,21 @@ def process_env(root: Path = PROJECT_ROOT) -> dict[str, str]:
     return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
 
 
-def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def rasa_env(settings: Settings | None = None,
+             extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Rasa's environment: the project importable (custom channels and NLU components, the
+    shared core), the settings the other processes get, Rasa's own switches."""
     env = process_env()
+    env.update(settings.to_env() if settings else {})
     env.update(
+        PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p),
         RASA_TELEMETRY_ENABLED="false",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONWARNINGS="ignore",
     )
+    if settings is not None:
+        env["TRACKER_DB"] = str(settings.tracker_db)  # endpoints.yml reads it
     env.update(extra or {})
     return env
 
@@ -184,9 +192,12 @@ class Stack:
 
     settings: Settings
     model: Path
-    log_dir: Path = VAR_DIR / "logs"
+    log_dir: Path | None = None  # default: the settings' logs_dir
     with_web: bool = True
     services: list[Service] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log_dir = Path(self.log_dir or self.settings.logs_dir)  # type: ignore[arg-type]
 
     @property
     def rasa_url(self) -> str:
@@ -201,36 +212,22 @@ class Stack:
         return f"http://{self.settings.host}:{self.settings.web_port}"
 
     def _app_env(self) -> dict[str, str]:
-        s = self.settings
         env = process_env()
+        env.update(self.settings.to_env())
         env.update(
-            SHOPBOT_STORE_DIR=str(s.store_dir),
-            SHOPBOT_EVENTS_DB=str(s.events_db),
-            SHOPBOT_SHOP_DB=str(s.shop_db),
-            SHOPBOT_TRACKER_DB=str(s.tracker_db),
-            SHOPBOT_UPLOADS_DIR=str(s.uploads_dir),
-            SHOPBOT_CORS_ORIGINS=json.dumps(s.cors_origins),
-            SHOPBOT_RASA_PORT=str(s.rasa_port),
-            SHOPBOT_HOST=s.host,
             TOKENIZERS_PARALLELISM="false",
-            SHOPBOT_WARM_UP="1",
-            SANIC_HOST=s.host,  # rasa_sdk binds 0.0.0.0 unless told otherwise
             PYTHONUNBUFFERED="1",
         )
-        if s.recsys_model:
-            env.update(SHOPBOT_RECSYS_MODEL=str(s.recsys_model))
-        if s.chroma_host:
-            env.update(SHOPBOT_CHROMA_HOST=s.chroma_host, SHOPBOT_CHROMA_PORT=str(s.chroma_port))
         return env
 
     def build(self) -> list[Service]:
         s = self.settings
+        assert self.log_dir is not None
         python = str(APP_VENV / "bin" / "python")
         services = [
             Service(
                 "action server",
-                [python, "-m", "rasa_sdk", "--actions", "actions",
-                 "--port", str(s.action_port)],
+                [python, "-m", "actions.server", "--port", str(s.action_port)],
                 f"{self.action_url}/health", self.log_dir / "actions.log", self._app_env(),
             ),
             Service(
@@ -240,16 +237,7 @@ class Stack:
                  "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                  "--interface", s.host, "--port", str(s.rasa_port)],
                 f"{self.rasa_url}/", self.log_dir / "rasa.log",
-                rasa_env({
-                    "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
-                    "TRACKER_DB": str(s.tracker_db),
-                    # the channels in bot/channels read these (uploads, links, card links)
-                    "SHOPBOT_UPLOADS_DIR": str(s.uploads_dir),
-                    "SHOPBOT_SHOP_DB": str(s.shop_db),
-                    "SHOPBOT_MAX_UPLOAD_BYTES": str(s.max_upload_bytes),
-                    "SHOPBOT_MAX_IMAGE_PIXELS": str(s.max_image_pixels),
-                    **({"SHOPBOT_PUBLIC_URL": s.public_url} if s.public_url else {}),
-                }),
+                rasa_env(s, {"ACTION_ENDPOINT_URL": f"{self.action_url}/webhook"}),
                 ready_line=READY_LINE,
             ),
         ]
@@ -261,9 +249,27 @@ class Stack:
             ))
         return services
 
+    def prepare(self) -> None:
+        """The shop database ready before any process opens it: schema, and in demo mode
+        the demo shoppers' orders (idempotent; from the store's first products)."""
+        from shopcore.db import open_database
+
+        Path(self.settings.tracker_db).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        database = open_database(self.settings.shop_database_url)
+        if not self.settings.demo:
+            return
+        from retrieval.store import ProductStore
+        from shop.demo import DEMO_PRODUCT_POOL, seed_demo_orders
+        from shop.orders import OrderStore
+        from shop.records import policy_terms
+
+        store = ProductStore.from_settings(self.settings)
+        products = store.get(sorted(store.all_ids())[:DEMO_PRODUCT_POOL])
+        seed_demo_orders(OrderStore(database, policy_terms()[0]), products)
+
     def start(self, timeout: float = 240.0) -> None:
         """Start every service and wait until each answers; stop all if one fails."""
-        self.settings.tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         self.services = self.build()
         for service in self.services:
             service.start()
@@ -291,6 +297,22 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def restart(self, name: str, timeout: float = 240.0) -> None:
+        """Stop one service (if it still runs) and start it again; back when it answers."""
+        service = self.service(name)
+        service.stop()
+        service.start()
+        deadline = time.monotonic() + timeout
+        while not service.is_ready():
+            if not service.alive():
+                raise StackError(f"{name} exited during restart:\n{service.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StackError(f"timed out waiting for {name} to restart")
+            time.sleep(0.5)
 
     def __enter__(self) -> Stack:
         self.start()

@@ -24,13 +24,21 @@ import aiohttp
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from bot.channels.inbound import CHANNEL_PREFIXES
 from retrieval.cards import product_card
 from retrieval.catalog import Product
-from retrieval.images import ImageRejected
 from retrieval.store import ProductStore, product_from_metadata
-from shopbot.settings import PROJECT_ROOT, Settings, get_settings
-from shopbot.uploads import ACCEPTED_TYPES, REF_PATTERN, UploadStore
+from shopcore.ids import is_channel_sender
+from shopcore.images import ImageRejected
+from shopcore.logs import setup_logging
+from shopcore.settings import PROJECT_ROOT, Settings, get_settings
+from shopcore.uploads import (
+    ACCEPTED_TYPES,
+    PHOTO_MESSAGE,
+    REF_PATTERN,
+    UploadStore,
+    photo_metadata,
+    too_large_message,
+)
 
 logger = logging.getLogger("shopbot.web")
 
@@ -39,7 +47,6 @@ IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(jpg|jpeg|png|webp)$")
 MAX_BODY_BYTES = 64 * 1024
 SHOWCASE_POOL = 500
 
-PHOTO_MESSAGE = "/photo_upload"  # the intent a photo turns into; the ref rides in metadata
 MULTIPART_SLACK = 16 * 1024  # boundaries and part headers on top of the file itself
 SMALL_FIELD_BYTES = 4 * 1024  # any form field besides `file` (ignored, but bounded)
 MAX_FORM_PARTS = 8
@@ -48,7 +55,7 @@ UPLOADS_PER_MINUTE = 20  # per client address
 DECODES_AT_ONCE = 2  # photo decoding is CPU work: never more than this at a time
 PRUNE_EVERY_S = 3600
 CORS_PATHS = ("/api/", "/static/")
-# ImageRejected reasons (retrieval.images) -> HTTP status; anything else is a plain 400.
+# ImageRejected reasons (shopcore.images) -> HTTP status; anything else is a plain 400.
 REJECT_STATUS = {"too_large": 413, "too_many_pixels": 413, "not_an_image": 415,
                  "unsupported_format": 415, "animated": 415}
 
@@ -66,7 +73,7 @@ class ChatRequest(BaseModel):
     @classmethod
     def not_a_channel_id(cls, sender: str) -> str:
         """A messaging shopper's id ("telegram:42") would open their cart and orders here."""
-        if sender.lower().startswith(CHANNEL_PREFIXES):
+        if is_channel_sender(sender):
             raise ValueError("sender ids of messaging channels are not accepted here")
         return sender
 
@@ -125,11 +132,6 @@ def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def too_large_message(limit: int) -> str:
-    return (f"That photo is too large (the limit is {limit / (1024 * 1024):.0f} MB) - "
-            "please send a smaller one.")
-
-
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -156,7 +158,8 @@ async def products(request: web.Request) -> web.Response:
     store = request.app[STORE]
     result = store.collection.get(limit=SHOWCASE_POOL, include=["metadatas"])
     pool = [product_from_metadata(m) for m in result["metadatas"] or [] if m and "record" in m]
-    return web.json_response({"products": [product_card(p) for p in showcase(pool, limit)],
+    return web.json_response({"products": [product_card(p).to_dict()
+                                           for p in showcase(pool, limit)],
                               "total": store.count()})
 
 
@@ -285,7 +288,7 @@ async def chat(request: web.Request) -> web.Response:
             logger.info("unknown upload ref %s from %s", chat_request.upload, chat_request.sender)
             return error(400, "That photo is no longer available - please send it again.")
         rasa_payload = {"sender": chat_request.sender, "message": PHOTO_MESSAGE,
-                        "metadata": {"upload": {"ref": chat_request.upload, "text": text}}}
+                        "metadata": photo_metadata(chat_request.upload, text)}
         logger.info("photo %s from %s goes to the bot", chat_request.upload, chat_request.sender)
     url = f"http://{settings.host}:{settings.rasa_port}/webhooks/rest/webhook"
     try:
@@ -364,8 +367,7 @@ def create_app(
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cors, too_large])
     app[SETTINGS] = settings
     app[STORE] = store or ProductStore.from_settings(settings)
-    app[UPLOADS] = Uploads(UploadStore(settings.uploads_dir, settings.max_upload_bytes,
-                                       settings.max_image_pixels))
+    app[UPLOADS] = Uploads(UploadStore.from_settings(settings))
     app.cleanup_ctx.append(_client)
     app.on_startup.append(_prune_uploads)
     app.router.add_get("/", index)
@@ -383,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the shopbot demo page.")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(True)
     settings = get_settings()
     web.run_app(create_app(settings), host=settings.host, port=args.port or settings.web_port,
                 print=None)

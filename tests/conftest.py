@@ -1,20 +1,32 @@
-"""Shared fixtures: a real Chroma store of the sample catalog, and the real shared data."""
+"""Shared fixtures: settings isolated from the repository's var/, a real Chroma store of the
+sample catalog, the actions' services over it, and the one end-to-end stack.
+
+Every test runs with ``SHOPBOT_VAR_DIR`` in a temporary folder, so nothing a test (or a
+stack it starts) writes lands in the repository's ``var/``. Trained and exported models are
+the exception on purpose: they are a cache keyed by their inputs (``var/models``), shared
+between runs because training the Rasa model takes minutes.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shopcore.settings import PROJECT_ROOT, Settings, reset_settings
+
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["SHOPBOT_VAR_DIR"] = tempfile.mkdtemp(prefix="shopbot-tests-")
+os.environ.setdefault("SHOPBOT_MODELS_DIR", str(PROJECT_ROOT / "var" / "models"))
 
 from retrieval.ingest import ingest_catalog  # noqa: E402
 from retrieval.search import ProductSearch  # noqa: E402
 from retrieval.store import ProductStore  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHOPBOT_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 REAL_CATALOG = SHARED_DATA / "catalog" / "products.jsonl.gz"
 REAL_IMAGES = SHARED_DATA / "catalog" / "images"
@@ -22,6 +34,14 @@ REAL_IMAGES = SHARED_DATA / "catalog" / "images"
 needs_shared_data = pytest.mark.skipif(
     not REAL_CATALOG.is_file(), reason=f"real catalog not found at {REAL_CATALOG}"
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the environment again (tests set SHOPBOT_* variables)."""
+    reset_settings()
+    yield
+    reset_settings()
 
 
 @pytest.fixture(scope="session")
@@ -43,20 +63,51 @@ def sample_search(sample_store: ProductStore) -> ProductSearch:
 
 
 @pytest.fixture
-def actions_on_sample_store(
-    sample_store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    """Point the actions' settings and cached services at the sample store for one test,
-    with a fresh event log of its own."""
-    from actions import services
-    from shopbot import settings as settings_module
+def services_on_sample_store(sample_store_dir: Path, tmp_path: Path) -> Iterator[Settings]:
+    """The actions' services over the sample store, with a shop database of this test's own
+    (the demo shoppers' orders seeded, as the stack does in demo mode)."""
+    from actions.services import reset_services
+    from shop.demo import DEMO_PRODUCT_POOL, seed_demo_orders
 
-    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
-    monkeypatch.setenv("SHOPBOT_EVENTS_DB", str(tmp_path / "events.db"))
-    caches = (settings_module.get_settings, services.product_search, services.event_log,
-              services.recommender)
-    for cache in caches:
-        cache.cache_clear()
-    yield
-    for cache in caches:
-        cache.cache_clear()
+    settings = Settings(store_dir=sample_store_dir, var_dir=tmp_path)
+    services = reset_services(settings)
+    store = services.store
+    seed_demo_orders(services.records.orders,
+                     store.get(sorted(store.all_ids())[:DEMO_PRODUCT_POOL]))
+    yield settings
+    reset_services()
+
+
+@pytest.fixture(scope="session")
+def stack(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The bot on the sample catalog: action server, Rasa and the web server on free loopback
+    ports, with a var folder of its own. Shared by every end-to-end module that needs nothing
+    special (tests keep to their own sender ids)."""
+    from tests.e2e import running_stack
+
+    run_dir = tmp_path_factory.mktemp("stack")
+    with running_stack(Settings(store_dir=sample_store_dir, var_dir=run_dir)) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def photo_shop(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The bot on a small shop with real photos, for the photo, recommendation and widget
+    tests: with ../shared/data, six article types cut from the real catalog (40 products
+    each, the photo head trained by `shopbot images train`, 3 products per type held out as
+    unseen photos); without it, the sample catalog and no photos."""
+    from tests.e2e import PhotoShop, build_photo_shop, free_port, running_stack
+
+    run_dir = tmp_path_factory.mktemp("photo-shop")
+    if REAL_CATALOG.is_file() and REAL_IMAGES.is_dir():
+        store_dir, held_out, photo = build_photo_shop(run_dir, REAL_CATALOG, REAL_IMAGES)
+        query = "show me tshirts"
+    else:
+        store_dir, held_out, photo = request.getfixturevalue("sample_store_dir"), [], None
+        query = "show me red dresses"
+    allowed_port = free_port()  # the widget test serves a page from this origin
+    settings = Settings(store_dir=store_dir, var_dir=run_dir / "var",
+                        cors_origins=[f"http://127.0.0.1:{allowed_port}"])
+    with running_stack(settings) as started:
+        yield PhotoShop(started, ProductStore(store_dir), held_out, photo, query, allowed_port)

@@ -9,15 +9,15 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
 from actions.faq import ActionAnswerFaq
 from actions.search import ActionSearchProducts
-from shopbot import settings as settings_module
+from actions.services import reset_services
+from shopcore.settings import Settings
 
 DOMAIN: dict[str, Any] = {"responses": {}}
 
 
-pytestmark = pytest.mark.usefixtures("actions_on_sample_store")
+pytestmark = pytest.mark.usefixtures("services_on_sample_store")
 
 
 def tracker(text: str, intent: str = "search_products", **message: Any) -> Tracker:
@@ -75,13 +75,11 @@ async def test_search_with_nothing_to_find_says_so(text: str) -> None:
 
 
 async def test_search_with_unusable_store_answers_politely(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, services_on_sample_store: Settings
 ) -> None:
     not_a_folder = tmp_path / "store"
     not_a_folder.write_text("this is a file, so Chroma cannot open a store here")
-    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(not_a_folder))
-    settings_module.get_settings.cache_clear()
-    services.product_search.cache_clear()
+    reset_services(services_on_sample_store.replace(store_dir=not_a_folder))
     dispatcher, events = await run(ActionSearchProducts(), tracker("red dresses"))
     assert "isn't working right now" in dispatcher.messages[0]["text"]
     assert events == []

@@ -18,22 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from bot.channels.config import ShopEnv, expand, expand_credentials, host_allowed, missing
+from bot.channels.config import expand, expand_credentials, host_allowed, missing
 from bot.channels.inbound import Deduplicator, typed_text
-from bot.channels.linking import (
-    ALREADY_LINKED,
-    LINKED,
-    MAX_FAILURES_GLOBAL,
-    MAX_FAILURES_PER_SENDER,
-    NOT_LINKED,
-    TOO_MANY,
-    UNLINKED,
-    UNLINKED_OTHERS,
-    WRONG_CODE,
-    LinkStore,
-    parse_command,
-)
-from bot.channels.photos import PhotoRejected, PhotoSaver, download
+from bot.channels.photos import download
 from bot.channels.render import (
     Links,
     Reply,
@@ -56,17 +43,34 @@ from bot.channels.signatures import (
     verify_telegram,
     verify_twilio,
 )
+from shopcore.db import Database
+from shopcore.images import ImageRejected
+from shopcore.links import (
+    ALREADY_LINKED,
+    LINKED,
+    MAX_FAILURES_GLOBAL,
+    MAX_FAILURES_PER_SENDER,
+    NOT_LINKED,
+    TOO_MANY,
+    UNLINKED,
+    UNLINKED_OTHERS,
+    WRONG_CODE,
+    LinkStore,
+    parse_command,
+)
+from shopcore.settings import Settings
+from shopcore.uploads import UploadStore
 
 REF = re.compile(r"^[0-9a-f]{32}\.jpg$")
 SHOP = Links("https://shop.example", "https://shop.example/p/{id}")
-CARDS = {"type": "product_cards", "products": [
+CARDS = {"type": "product_cards", "intro": "Here are red dresses:", "products": [
     {"id": "101", "name": "Red Wrap Dress", "brand": "Vero Moda", "price": 1299,
      "final_price": 899, "discount_percent": 31, "colour": "Red", "article_type": "Dresses",
      "image_url": "/images/101.jpg"},
     {"id": "102", "name": "Maxi <Dress> & Belt", "brand": "Only", "price": 1999,
      "final_price": 1999, "discount_percent": 0, "image_url": None},
 ]}
-# As actions/search.py sends it: a headline and product lines for plain channels, plus cards.
+# As the actions send it: the intro and product lines for plain channels, plus the cards.
 SEARCH_MESSAGE = {"text": "Here are red dresses:\n"
                           "1. Red Wrap Dress - ₹899 (was ₹1,299, 31% off) · Red · id 101\n"
                           "2. Maxi <Dress> & Belt - ₹1,999 · id 102", "custom": CARDS}
@@ -106,14 +110,18 @@ def test_downloads_only_from_allow_listed_hosts(url: str, allowed: bool) -> None
     assert host_allowed(url, hosts) is allowed
 
 
-def test_shop_env_reads_the_shared_settings() -> None:
-    env = ShopEnv.from_env({"SHOPBOT_PUBLIC_URL": "https://shop.example/",
-                            "SHOPBOT_MAX_UPLOAD_BYTES": "lots", "SHOPBOT_SHOP_DB": "/tmp/s.db"})
-    assert env.public_url == "https://shop.example"
-    assert env.product_url == "https://shop.example/?product={id}"
-    assert env.max_upload_bytes == 10 * 1024 * 1024, "a bad number falls back to the default"
-    assert env.shop_db == Path("/tmp/s.db")
-    assert ShopEnv.from_env({}).product_url == "", "no public URL, no product links"
+def test_channels_read_the_shared_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPBOT_PUBLIC_URL", "https://shop.example/")
+    monkeypatch.setenv("SHOPBOT_DATABASE_URL", "sqlite:////tmp/s.db")
+    settings = Settings()
+    assert settings.product_link == "https://shop.example/?product={id}"
+    assert settings.shop_database_url == "sqlite:////tmp/s.db"
+    monkeypatch.setenv("SHOPBOT_MAX_UPLOAD_BYTES", "lots")
+    with pytest.raises(ValueError):
+        Settings()  # a bad number stops the process with the setting's name, not silently
+    monkeypatch.delenv("SHOPBOT_MAX_UPLOAD_BYTES")
+    monkeypatch.delenv("SHOPBOT_PUBLIC_URL")
+    assert Settings().product_link == "", "no public URL, no product links"
 
 
 # -- signatures -------------------------------------------------------------------------------
@@ -285,8 +293,8 @@ def test_cart_payload_is_shown_as_text_everywhere() -> None:
         {"name": "Red Wrap Dress", "size": "M", "qty": 2, "line_total": 1798},
         {"name": "Belt", "qty": 1, "line_total": 999}]}
     reply = Reply.from_message({"custom": cart}, SHOP)
-    expected = ("Your cart:\n1. Red Wrap Dress (size M) x2 - ₹1,798\n2. Belt - ₹999\n"
-                "Total: ₹2,797 (you save ₹400)")
+    expected = ("Your cart (3 items):\n1. Red Wrap Dress, size M × 2 - ₹1,798\n"
+                "2. Belt × 1 - ₹999\nItems: ₹2,797 (you save ₹400)")
     assert reply.cart == expected
     assert telegram_calls(reply, 1) == [("sendMessage", {"chat_id": 1, "text": expected})]
     assert sms_text(reply) == expected
@@ -305,11 +313,12 @@ def test_malformed_payloads_render_what_they_can() -> None:
     assert telegram_calls(Reply.from_message({"text": None, "buttons": "x"}, SHOP), 1) == []
 
 
-def test_product_lines_give_way_to_cards() -> None:
+def test_cards_replace_the_numbered_list_with_their_intro() -> None:
     text = ("Closest matches:\n1. Red Wrap Dress - ₹899 · Red · id 101\n"
-            "2. Other - ₹10 · id 999\nSay 'more' for more.")
-    reply = Reply.from_message({"text": text, "custom": CARDS}, SHOP)
-    assert reply.text == "Closest matches:\n2. Other - ₹10 · id 999\nSay 'more' for more."
+            "2. Maxi <Dress> & Belt - ₹1,999 · id 102")
+    cards = {**CARDS, "intro": "Closest matches:"}
+    reply = Reply.from_message({"text": text, "custom": cards}, SHOP)
+    assert reply.text == "Closest matches:" and len(reply.cards) == 2
     assert Reply.from_message({"text": text}, SHOP).text == text, "no cards: the list stays"
 
 
@@ -370,7 +379,7 @@ def _code(reply: str | None) -> str:
 
 
 def test_linking_makes_the_second_chat_an_alias_of_the_first(tmp_path: Path) -> None:
-    store = LinkStore(tmp_path / "shop.db")
+    store = LinkStore(Database(f"sqlite:///{tmp_path / 'shop.db'}"))
     code = _code(store.handle("telegram:1", "link", now=1000))
     assert store.handle("telegram:1", f"link {code}", now=1001).startswith("That code is for "
                                                                            "this chat")
@@ -405,14 +414,14 @@ def test_linking_makes_the_second_chat_an_alias_of_the_first(tmp_path: Path) -> 
 
 
 def test_link_codes_expire(tmp_path: Path) -> None:
-    store = LinkStore(tmp_path / "shop.db")
+    store = LinkStore(Database(f"sqlite:///{tmp_path / 'shop.db'}"))
     code = _code(store.handle("telegram:1", "link", now=1000))
     assert store.handle("web-1", f"link {code}", now=1000 + 601) == WRONG_CODE
     assert store.canonical("web-1") == "web-1"
 
 
 def test_wrong_codes_are_limited_per_sender_and_overall(tmp_path: Path) -> None:
-    store = LinkStore(tmp_path / "shop.db")
+    store = LinkStore(Database(f"sqlite:///{tmp_path / 'shop.db'}"))
     code = _code(store.handle("telegram:1", "link", now=1000))
     wrong = "000000" if code != "000000" else "111111"
     for attempt in range(MAX_FAILURES_PER_SENDER):
@@ -436,8 +445,8 @@ def _image_bytes(size: tuple[int, int], image_format: str = "PNG", mode: str = "
     return buffer.getvalue()
 
 
-def test_photo_saver_stores_a_reencoded_jpeg(tmp_path: Path) -> None:
-    saver = PhotoSaver(tmp_path, max_bytes=5 * 1024 * 1024, max_pixels=40_000_000)
+def test_channel_photo_store_stores_a_reencoded_jpeg(tmp_path: Path) -> None:
+    saver = UploadStore(tmp_path, max_bytes=5 * 1024 * 1024, max_pixels=40_000_000)
     ref = saver.save(_image_bytes((2400, 1200)))
     assert REF.match(ref)
     with Image.open(tmp_path / ref) as stored:
@@ -456,27 +465,27 @@ def test_photo_saver_stores_a_reencoded_jpeg(tmp_path: Path) -> None:
     (_image_bytes((64, 64), "BMP", "RGB"), "unsupported_format"),
     (_image_bytes((64, 64), "PNG") + b"x" * 3000, None),  # trailing bytes: still a picture
 ])
-def test_photo_saver_refuses_bad_files_and_keeps_nothing(
+def test_channel_photo_store_refuses_bad_files_and_keeps_nothing(
     tmp_path: Path, data: bytes, reason: str | None
 ) -> None:
-    saver = PhotoSaver(tmp_path, max_bytes=2 * 1024 * 1024, max_pixels=40_000_000)
+    saver = UploadStore(tmp_path, max_bytes=2 * 1024 * 1024, max_pixels=40_000_000)
     if reason is None:
         assert REF.match(saver.save(data))
         return
-    with pytest.raises(PhotoRejected) as refused:
+    with pytest.raises(ImageRejected) as refused:
         saver.save(data)
     assert refused.value.reason == reason and refused.value.message.endswith(".")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_photo_saver_refuses_animations_and_oversized_files(tmp_path: Path) -> None:
+def test_channel_photo_store_refuses_animations_and_oversized_files(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (64, 64), colour) for colour in ("red", "blue")]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
-    saver = PhotoSaver(tmp_path, max_bytes=4096, max_pixels=40_000_000)
-    with pytest.raises(PhotoRejected, match="animated"):
+    saver = UploadStore(tmp_path, max_bytes=4096, max_pixels=40_000_000)
+    with pytest.raises(ImageRejected, match="animated"):
         saver.save(buffer.getvalue())
-    with pytest.raises(PhotoRejected, match="too large"):
+    with pytest.raises(ImageRejected, match="too large"):
         saver.save(b"\x89PNG" + b"\x00" * 5000)
     assert list(tmp_path.iterdir()) == []
 
@@ -530,7 +539,7 @@ async def test_download_follows_allowed_redirects_and_enforces_limits(
 
         seen_auth.clear()
         away = f"http://localhost:{photo_host.port}/photo.jpg"
-        with pytest.raises(PhotoRejected) as refused:
+        with pytest.raises(ImageRejected) as refused:
             await download(session, f"{base}/redirect?to={away}", hosts, 100_000,
                            auth=aiohttp.BasicAuth("AC1", "token"))
         assert refused.value.reason == "host_not_allowed"
@@ -541,10 +550,10 @@ async def test_download_follows_allowed_redirects_and_enforces_limits(
                        auth=aiohttp.BasicAuth("AC1", "token"))
         assert seen_auth[0] and seen_auth[1] is None, "credentials stay with the first host"
 
-        with pytest.raises(PhotoRejected) as refused:
+        with pytest.raises(ImageRejected) as refused:
             await download(session, f"{base}/huge", hosts, 10_000)
         assert refused.value.reason == "too_large" and "limit" in refused.value.message
-        with pytest.raises(PhotoRejected, match="download_failed"):
+        with pytest.raises(ImageRejected, match="download_failed"):
             await download(session, f"{base}/missing", hosts, 10_000)
-        with pytest.raises(PhotoRejected, match="host_not_allowed"):
+        with pytest.raises(ImageRejected, match="host_not_allowed"):
             await download(session, f"{base}/photo.jpg", ("api.telegram.org",), 10_000)

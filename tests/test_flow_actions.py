@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
-from actions.cart import (
-    ActionAddToCart,
-    ActionCheckout,
-    ValidateCheckoutForm,
-    cart_payload,
-    cart_summary,
-    size_in,
-)
+from actions.cart import ActionAddToCart, ActionCheckout, ValidateCheckoutForm, cart_summary
+from actions.dialogue import size_in
 from actions.handoff import ActionHandoff
 from actions.orders import (
     ActionCancelOrder,
@@ -30,8 +21,8 @@ from actions.orders import (
     ValidateTrackOrderForm,
     pick_items,
 )
+from actions.services import services
 from retrieval.store import ProductStore
-from shopbot import settings as settings_module
 
 SHOPPER = "demo-shopper"
 DOMAIN: dict[str, Any] = {"forms": {
@@ -40,23 +31,11 @@ DOMAIN: dict[str, Any] = {"forms": {
     "return_order_form": {"required_slots": ["order_id", "return_reason", "return_items"]},
     "track_order_form": {"required_slots": ["order_id"]},
 }}
-CACHES = (settings_module.get_settings, services.product_search, services.event_log,
-          services.order_rules, services.order_store, services.cart_store,
-          services.profile_store, services.ticket_store)
 
 
 @pytest.fixture
-def shop(sample_store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def shop(services_on_sample_store: object) -> None:
     """Actions on the sample catalog with a fresh shop database (demo orders seeded)."""
-    monkeypatch.setenv("SHOPBOT_STORE_DIR", str(sample_store_dir))
-    monkeypatch.setenv("SHOPBOT_SHOP_DB", str(tmp_path / "shop.db"))
-    monkeypatch.setenv("SHOPBOT_EVENTS_DB", str(tmp_path / "events.db"))
-    monkeypatch.setenv("SHOPBOT_TRACKER_DB", str(tmp_path / "tracker.db"))
-    for cache in CACHES:
-        cache.cache_clear()
-    yield
-    for cache in CACHES:
-        cache.cache_clear()
 
 
 def tracker(text: str = "", sender: str = SHOPPER, intent: str = "inform", events: list[Any]
@@ -117,7 +96,7 @@ def test_cancel_form_skips_the_question_once_shipped(shop: None) -> None:
     dispatcher = CollectingDispatcher()
     run(ActionCancelOrder().run(dispatcher, tracker(order_id="SB-100103"), {}))
     assert "shipped" in said(dispatcher).lower()
-    assert services.order_store().get_for(SHOPPER, "SB-100103").status == "shipped"
+    assert services().records.orders.get_for(SHOPPER, "SB-100103").status == "shipped"
 
     dispatcher = CollectingDispatcher()
     run(ActionCancelOrder().run(dispatcher, tracker(order_id="SB-100101", order_confirm=True),
@@ -141,7 +120,7 @@ def test_return_form_asks_items_only_for_several(shop: None) -> None:
     several = run(form.required_slots(slots, CollectingDispatcher(),
                                       tracker(order_id="SB-100105"), DOMAIN))
     assert several == slots
-    order = services.order_store().get_for(SHOPPER, "SB-100105")
+    order = services().records.orders.get_for(SHOPPER, "SB-100105")
     ids = [item.product_id for item in order.items]
     assert pick_items("1 and 3", order) == [ids[0], ids[2]]
     assert pick_items("all of them", order) == ids
@@ -171,7 +150,7 @@ def test_add_by_position_and_size_then_checkout(shop: None, sample_store: Produc
     assert [(line.product_id, line.size) for line in summary.lines] == [
         (target.id, target.sizes[-1])]
     payload = dispatcher.messages[-1]["custom"]
-    assert payload == cart_payload(summary) and payload["type"] == "cart"
+    assert payload["lines"] == summary.payload().to_dict()["lines"] and payload["type"] == "cart"
     assert payload["total"] == pytest.approx(sum(x["line_total"] for x in payload["lines"]))
 
     dispatcher, _ = add("add the first one", sender, shown_products=shown)
@@ -190,7 +169,7 @@ def test_add_by_position_and_size_then_checkout(shop: None, sample_store: Produc
     run(ActionCheckout().run(dispatcher, tracker("checkout", sender,
                                                  checkout_address="1 Hill Road, Pune 411001"),
                              {}))
-    (order,) = services.order_store().orders_of(sender)
+    (order,) = services().records.orders.orders_of(sender)
     assert order.order_id in said(dispatcher) and cart_summary(sender).is_empty
 
 
@@ -200,7 +179,7 @@ def test_checkout_form_keeps_the_address_it_was_given(shop: None, sample_store: 
     asks required_slots again) must hand back the address, or Rasa rejects the form."""
     sender = "unit-checkout-form"
     product = next(p for p in sample_store.get(sorted(sample_store.all_ids())[:40]) if p.sizes)
-    services.cart_store().add(sender, product, product.sizes[0])
+    services().records.cart.add(sender, product, product.sizes[0])
     domain = {"forms": {"checkout_form": {"required_slots": ["checkout_address"]}}}
     for text, kept in (("12 Residency Road, Bengaluru 560025", True), ("<b>hi</b>", False)):
         dispatcher = CollectingDispatcher()
@@ -217,7 +196,7 @@ def test_empty_cart_checkout_places_nothing(shop: None) -> None:
     dispatcher = CollectingDispatcher()
     run(ActionCheckout().run(dispatcher, tracker("checkout", "unit-empty"), {}))
     assert "cart is empty" in said(dispatcher)
-    assert services.order_store().orders_of("unit-empty") == []
+    assert services().records.orders.orders_of("unit-empty") == []
 
 
 def test_handoff_ticket_keeps_the_transcript(shop: None) -> None:
@@ -227,7 +206,7 @@ def test_handoff_ticket_keeps_the_transcript(shop: None) -> None:
     dispatcher = CollectingDispatcher()
     run(ActionHandoff().run(dispatcher, tracker("/contact_human_agent", "unit-handoff",
                                                 "contact_human_agent", events), {}))
-    (ticket,) = services.ticket_store().for_sender("unit-handoff")
+    (ticket,) = services().records.tickets.for_sender("unit-handoff")
     assert ticket.reason == "my parcel is damaged"
     assert [t.text for t in ticket.transcript][:2] == ["my parcel is damaged",
                                                        "Sorry to hear that."]

@@ -1,85 +1,38 @@
 """End to end: order, cart, profile and handoff flows over REST on a real stack.
 
-The stack gets its own shop and events databases under the run dir; the action server seeds
-the demo orders (``demo-shopper``: SB-100101..SB-100109, one per state; ``demo-shopper-2``:
-SB-200101/3/5) from the sample catalog when it starts.
+The shared stack (tests/conftest.py) seeds the demo orders (``demo-shopper``:
+SB-100101..SB-100109, one per state; ``demo-shopper-2``: SB-200101/3/5) from the sample
+catalog when it starts, in demo mode.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from retrieval.store import ProductStore
-from shopbot.cart import CartStore
-from shopbot.orders import OrderStatus, OrderStore
-from shopbot.profile import ProfileStore
-from shopbot.settings import PROJECT_ROOT, Settings, get_settings
-from shopbot.stack import Stack, free_port, rasa_env, rasa_executable, train_bot
-from shopbot.tickets import TicketStore
+from shop.orders import OrderStatus, OrderStore
+from shop.records import ShopRecords
+from shopbot.stack import Stack, rasa_env, rasa_executable
+from shopcore.settings import PROJECT_ROOT
+from tests.e2e import cards, cart_of, say, texts
 
 pytestmark = pytest.mark.e2e
 
 SHOPPER = "demo-shopper"
 
 
-@pytest.fixture(scope="module")
-def stack(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    model = train_bot(get_settings().models_dir)
-    run_dir = tmp_path_factory.mktemp("flows")
-    settings = Settings(
-        store_dir=sample_store_dir, rasa_port=free_port(), action_port=free_port(),
-        web_port=free_port(), tracker_db=run_dir / "tracker.db",
-        shop_db=run_dir / "shop.db", events_db=run_dir / "events.db",
-    )
-    running = Stack(settings, model, log_dir=run_dir / "logs", with_web=False)
-    with pytest.MonkeyPatch.context() as env:
-        # "forget me" deletes the conversation from the tracker store the action server knows.
-        env.setenv("SHOPBOT_TRACKER_DB", str(settings.tracker_db))
-        running.start()
-        yield running
-        running.stop()
-
-
-def post(url: str, payload: dict[str, Any], timeout: float = 60) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, json.loads(response.read())
-
-
-def say(stack: Stack, sender: str, text: str) -> list[dict[str, Any]]:
-    status, messages = post(f"{stack.rasa_url}/webhooks/rest/webhook",
-                            {"sender": sender, "message": text})
-    assert status == 200
-    return messages
-
-
-def texts(messages: list[dict[str, Any]]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
-
-
-def cards(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for m in messages if m.get("custom", {}).get("type") == "product_cards"
-            for c in m["custom"]["products"]]
-
-
-def cart_of(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
-    found = [m["custom"] for m in messages if m.get("custom", {}).get("type") == "cart"]
-    return found[-1] if found else None
+def records(stack: Stack) -> ShopRecords:
+    """The stack's shop database, read directly (as the shop's back office would)."""
+    return ShopRecords.open(stack.settings)
 
 
 def orders(stack: Stack) -> OrderStore:
-    return OrderStore(stack.settings.shop_db)
+    return records(stack).orders
 
 
 def test_track_order_by_id_and_by_question(stack: Stack) -> None:
@@ -191,14 +144,14 @@ def test_cart_add_view_checkout(stack: Stack, sample_store: ProductStore) -> Non
     (order,) = orders(stack).orders_of(sender)
     assert order.order_id in done and order.status is OrderStatus.PLACED
     assert [item.product_id for item in order.items][:1] == [second.id]
-    assert CartStore(stack.settings.shop_db).lines(sender) == []
+    assert records(stack).cart.lines(sender) == []
 
 
 def test_profile_learned_used_and_forgotten(stack: Stack, sample_store: ProductStore) -> None:
     sender = "e2e-forget"
     learned = texts(say(stack, sender, "I'm a size 9 and my budget is 1500"))
     assert "remember" in learned
-    profile = ProfileStore(stack.settings.shop_db).get(sender)
+    profile = records(stack).profiles.get(sender)
     assert profile.budget_max == 1500 and "9" in profile.sizes.values()
 
     found = say(stack, sender, "show me red dresses")
@@ -214,8 +167,8 @@ def test_profile_learned_used_and_forgotten(stack: Stack, sample_store: ProductS
     assert "Go ahead?" in asked
     gone = texts(say(stack, sender, "yes"))
     assert "deleted" in gone and "preferences" in gone and "cart" in gone
-    assert ProfileStore(stack.settings.shop_db).get(sender).is_empty
-    assert CartStore(stack.settings.shop_db).lines(sender) == []
+    assert records(stack).profiles.get(sender).is_empty
+    assert records(stack).cart.lines(sender) == []
     time.sleep(6)  # the purge runs once Rasa has saved the forget turn
     with sqlite3.connect(stack.settings.tracker_db) as db:
         rows = db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?",
@@ -227,7 +180,7 @@ def test_handoff_creates_a_ticket_with_the_transcript(stack: Stack) -> None:
     sender = "e2e-handoff"
     say(stack, sender, "where is my order SB-123456")
     reply = texts(say(stack, sender, "I want to talk to a human agent"))
-    (ticket,) = TicketStore(stack.settings.shop_db).for_sender(sender)
+    (ticket,) = records(stack).tickets.for_sender(sender)
     assert ticket.ticket_id in reply and "get back to you" in reply
     said = [turn.text for turn in ticket.transcript if turn.role == "user"]
     assert "where is my order SB-123456" in said

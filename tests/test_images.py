@@ -1,5 +1,6 @@
 """Photos: bad uploads are refused clearly, framing is stable, the real encoder and a head
-trained on real catalog photos classify and find look-alikes (no mocks)."""
+trained on real catalog photos classify, and the product search finds look-alikes under the
+shopper's terms, relaxed exactly as a text search is (no mocks)."""
 
 from __future__ import annotations
 
@@ -17,28 +18,25 @@ import pytest
 from PIL import Image, ImageOps
 
 from retrieval.catalog import Product, load_catalog
-from retrieval.images import (
-    COLOUR_FEATURES,
-    DIMENSIONS,
-    MLP,
-    Encoded,
-    ImageClassifier,
-    ImageEncoder,
-    ImageHead,
-    ImageRejected,
-    find_similar,
-    frame,
-    index_catalog_images,
-    load_image,
-    split_photos,
-)
+from retrieval.images.classifier import Classification, ImageClassifier, predicted_types
+from retrieval.images.encoder import DIMENSIONS, Encoded, ImageEncoder
+from retrieval.images.features import split_photos
+from retrieval.images.head import MLP, ImageHead
+from retrieval.images.index import PHOTO_VECTORS_FILE, catalog_photos, index_catalog_images
+from retrieval.images.preprocess import COLOUR_FEATURES, frame
+from retrieval.ingest import ingest_products
+from retrieval.query import SearchConstraints
+from retrieval.search import PhotoQuery, ProductSearch
 from retrieval.store import ProductStore
+from shopcore.images import ImageRejected, load_image
 from tests.conftest import PROJECT_ROOT, REAL_CATALOG, REAL_IMAGES, needs_shared_data
+
+SHOPBOT = Path(sys.executable).parent / "shopbot"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The photo commands as a real subprocess (``shopbot.cli_images`` runs on its own too)."""
-    return subprocess.run([sys.executable, "-m", "shopbot.cli_images", *args],
+    """The photo commands as a real subprocess, the way evaluations run them."""
+    return subprocess.run([str(SHOPBOT), *args],
                           capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
 
 
@@ -316,25 +314,133 @@ def test_without_a_head_imagenet_is_mapped_onto_article_types(tmp_path: Path) ->
     assert all(r.source == "imagenet" and r.colour for r in results)
 
 
-@needs_shared_data
-def test_visual_search_finds_the_same_kind_within_the_shoppers_terms(photo_catalog: dict) -> None:
+@pytest.fixture(scope="session")
+def photo_search(photo_catalog: dict[str, object]) -> dict[str, object]:
+    """The photo shop's products in its store (held-out ones too, but only the trained ones'
+    photos indexed), its product search and the trained classifier."""
     store = ProductStore(photo_catalog["store"])
     train: list[Product] = photo_catalog["train"]
-    images: Path = photo_catalog["images"]
-    assert index_catalog_images(store, train, images) == len(train)
-    assert index_catalog_images(store, train, images) == 0  # incremental: nothing changed
-    by_id = {p.id: p for p in train}
+    held_out: list[Product] = photo_catalog["held_out"]
+    ingest_products(store, train + held_out)
+    indexed = (index_catalog_images(store, train, photo_catalog["images"]),
+               index_catalog_images(store, train, photo_catalog["images"]))
+    return {"store": store, "search": ProductSearch(store), "indexed": indexed,
+            "classifier": ImageClassifier.load(store.store_dir),
+            "by_id": {p.id: p for p in train + held_out}}
+
+
+def photo_of(shop: dict, product: Product) -> PhotoQuery:
+    image = load_image(REAL_IMAGES / f"{product.id}.jpg")
+    return PhotoQuery.from_image(image, shop["classifier"])
+
+
+def types_of(shop: dict, ids: list[str]) -> set[str]:
+    return {shop["by_id"][i].article_type for i in ids}
+
+
+@needs_shared_data
+def test_visual_search_finds_the_same_kind_within_the_shoppers_terms(
+    photo_catalog: dict, photo_search: dict
+) -> None:
+    train: list[Product] = photo_catalog["train"]
+    assert photo_search["indexed"] == (len(train), 0)  # incremental: nothing changed
+    assert len(catalog_photos(photo_search["store"])) == len(train)
+    assert (photo_search["store"].store_dir / PHOTO_VECTORS_FILE).is_file()
+    search: ProductSearch = photo_search["search"]
+    by_id = photo_search["by_id"]
     for product in photo_catalog["held_out"][::HELD_OUT][:4]:
-        photo = REAL_IMAGES / f"{product.id}.jpg"
-        result = find_similar(store, photo, k=10)
+        photo = photo_of(photo_search, product)
+        result = search.search("", k=10, photo=photo)
+        # The held-out product is in the store, but without an indexed photo it never shows.
         assert len(result.ids) == 10 and product.id not in result.ids
+        assert result.classification is photo.classification and not result.relaxed
         same = np.mean([by_id[i].article_type == product.article_type for i in result.ids])
         assert same >= 0.8, (product.article_type, result.classification)
-        black = find_similar(store, photo, k=5, constraints={"colours": ["Black"]})
-        assert black.ids and all(by_id[i].base_colour == "Black" for i in black.ids)
-        cheap = find_similar(store, photo, k=5, constraints={"prefer_cheap": True})
+        assert result.scores == sorted(result.scores, reverse=True)
+        black = search.search("in black", k=5, photo=photo)
+        assert black.constraints.colours == ["Black"] and black.exact_matches
+        assert all(by_id[i].base_colour == "Black" for i in black.ids[:black.exact_matches])
+        assert black.relaxed in ([], ["colour"])  # any other colour after them is flagged
+        cheap = search.search("cheaper", k=5, photo=photo)
+        assert cheap.constraints.prefer_cheap
         prices = [by_id[i].final_price for i in cheap.ids]
-        assert prices == sorted(prices)
-    nothing = find_similar(store, REAL_IMAGES / f"{train[0].id}.jpg", k=5,
-                           constraints={"max_price": 1.0})
+        assert len(prices) == 5 and prices == sorted(prices)
+    nothing = search.search("", k=5, photo=photo_of(photo_search, train[0]),
+                            constraints=SearchConstraints(max_price=1.0))
     assert nothing.ids and "price" in nothing.relaxed
+
+
+@needs_shared_data
+def test_photo_from_image_encodes_once_with_the_classifiers_answer(
+    photo_catalog: dict, photo_search: dict
+) -> None:
+    image = load_image(REAL_IMAGES / f"{photo_catalog['held_out'][0].id}.jpg")
+    photo = PhotoQuery.from_image(image, photo_search["classifier"])
+    assert photo.vector.shape == (DIMENSIONS,)
+    assert np.allclose(photo.vector, ImageEncoder.get().encode(image)[0], atol=1e-3)
+    assert photo.classification == photo_search["classifier"].classify(image)
+
+
+@needs_shared_data
+def test_photo_and_text_relax_an_impossible_price_the_same_way(
+    photo_catalog: dict, photo_search: dict
+) -> None:
+    search: ProductSearch = photo_search["search"]
+    photo = photo_of(photo_search, photo_catalog["held_out"][0])  # a t-shirt
+    guessed = set(predicted_types(photo.classification))
+    for constraints in (SearchConstraints(max_price=1.0),
+                        SearchConstraints(article_types=["Watches"], max_price=1.0)):
+        text = search.search("something like this", constraints=constraints)
+        by_photo = search.search("something like this", constraints=constraints, photo=photo)
+        assert text.relaxed == by_photo.relaxed == ["price"]
+        assert by_photo.exact_matches == 0 and len(by_photo.ids) == 10
+        # The type stays: the shopper's when named, else the photo's guess.
+        assert types_of(photo_search, by_photo.ids) <= set(constraints.article_types or guessed)
+
+
+@needs_shared_data
+def test_a_shopper_named_article_type_is_never_relaxed(
+    photo_catalog: dict, photo_search: dict
+) -> None:
+    search: ProductSearch = photo_search["search"]
+    photo = photo_of(photo_search, photo_catalog["held_out"][0])  # a t-shirt
+    jeans = search.search("", k=10, photo=photo, constraints=SearchConstraints(
+        article_types=["Jeans"], colours=["Fluorescent Green"]))
+    assert jeans.relaxed == ["colour"] and types_of(photo_search, jeans.ids) == {"Jeans"}
+    # A type the shop has no photo of: nothing, rather than something else.
+    dresses = SearchConstraints(article_types=["Dresses"], max_price=500.0)
+    text = search.search("", constraints=dresses)
+    by_photo = search.search("", constraints=dresses, photo=photo)
+    assert by_photo.ids == [] and text.ids == []
+    assert by_photo.relaxed == text.relaxed == ["price"]
+
+
+@needs_shared_data
+def test_the_predicted_type_is_relaxed_last(photo_catalog: dict, photo_search: dict) -> None:
+    search: ProductSearch = photo_search["search"]
+    by_id: dict[str, Product] = photo_search["by_id"]
+    photo = photo_of(photo_search, photo_catalog["held_out"][0])  # a t-shirt
+    guessed = set(predicted_types(photo.classification))
+    # A brand that sells only another type: the brand goes, the photo's type stays.
+    brand_types: dict[str, set[str]] = {}
+    for product in by_id.values():
+        brand_types.setdefault(product.brand, set()).add(product.article_type)
+    brand = sorted(b for b, types in brand_types.items() if not types & guessed)[0]
+    result = search.search("", photo=photo, constraints=SearchConstraints(brands=[brand]))
+    assert result.relaxed == ["brand"] and types_of(photo_search, result.ids) <= guessed
+
+    # A guess the shop has no photos of goes, after every term of the shopper's.
+    dress = Classification("Dresses", "Blue", 0.97, [("Dresses", 0.97)], 0.9, "head", True)
+    misread = PhotoQuery(photo.vector, dress)
+    assert search.search("", photo=misread).relaxed == ["predicted_type"]
+    cheap = search.search("", photo=misread, constraints=SearchConstraints(max_price=1.0))
+    assert cheap.relaxed == ["price", "predicted_type"] and len(cheap.ids) == 10
+    assert cheap.classification is dress
+
+    # Fewer photos of the guessed type than asked for: those first, then the closest others.
+    tshirts = Classification("Tshirts", "Black", 0.97, [("Tshirts", 0.97)], 0.9, "head", True)
+    many = search.search("", k=PER_TYPE + 5, photo=PhotoQuery(photo.vector, tshirts))
+    assert many.exact_matches == PER_TYPE and many.relaxed == ["predicted_type"]
+    assert types_of(photo_search, many.ids[:PER_TYPE]) == {"Tshirts"}
+    assert len(many.ids) == PER_TYPE + 5 and "Tshirts" not in types_of(
+        photo_search, many.ids[PER_TYPE:])

@@ -11,9 +11,9 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.faq import HUMAN_BUTTONS, ActionAnswerFaq
+from actions.faq import ActionAnswerFaq
+from actions.replies import HUMAN_BUTTONS
 from retrieval.policy import (
-    DEFAULT_POLICY_FILE,
     POLICY_FILE_ENV,
     PolicyError,
     PolicyRetriever,
@@ -21,8 +21,8 @@ from retrieval.policy import (
     current_policy,
     load_policy,
 )
+from shopcore.settings import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Named intents answered from the policy file; the others need the order store or a person.
 POLICY_INTENTS = {
     "place_order", "delivery_options", "delivery_period", "check_cancellation_fee",
@@ -32,10 +32,12 @@ POLICY_INTENTS = {
     "contact_customer_service", "review",
 }
 
+SHIPPED_POLICY = PROJECT_ROOT / "bot" / "policy.yml"
+
 
 @pytest.fixture(scope="module")
 def policy() -> ShopPolicy:
-    return load_policy(DEFAULT_POLICY_FILE)
+    return load_policy(SHIPPED_POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def retriever(policy: ShopPolicy) -> PolicyRetriever:
 
 def write_policy(tmp_path: Path, edit: Any = None) -> Path:
     """A copy of the shop's policy file, changed by ``edit(raw)``."""
-    raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(SHIPPED_POLICY.read_text(encoding="utf-8"))
     if edit:
         edit(raw)
     path = tmp_path / "policy.yml"

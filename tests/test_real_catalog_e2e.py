@@ -1,7 +1,8 @@
 """The refinement conversation over REST on the real 44,441-product Myntra catalog.
 
 Ingesting the full catalog takes about five minutes on a 2-core machine; the store is kept
-under var/store/ so later runs only check that nothing changed (a few seconds).
+under test-artifacts/cache/ (not the repository's var/, which belongs to `make run`) so
+later runs only check that nothing changed (a few seconds).
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import pytest
 from retrieval.ingest import ingest_catalog
 from retrieval.search import ProductSearch
 from retrieval.store import ProductStore
-from shopbot.settings import VAR_DIR, Settings, get_settings
-from shopbot.stack import Stack, free_port, train_bot
+from shopbot.stack import Stack
+from shopcore.settings import PROJECT_ROOT, Settings
 from tests.conftest import REAL_CATALOG, REAL_IMAGES, needs_shared_data
-from tests.test_bot_e2e import cards, refinement_conversation, say
+from tests.e2e import cards, refinement_conversation, running_stack, say
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data, needs_shared_data]
 
 
 @pytest.fixture(scope="module")
 def real_store() -> ProductStore:
-    store = ProductStore(VAR_DIR / "store" / "catalog-products")
+    store = ProductStore(PROJECT_ROOT / "test-artifacts" / "cache" / "catalog-products")
     report = ingest_catalog(store, REAL_CATALOG, images_dir=REAL_IMAGES)
     assert report.loaded == 44441 and report.skipped == 0
     assert store.count() == 44441
@@ -35,14 +36,8 @@ def real_store() -> ProductStore:
 def real_stack(real_store: ProductStore,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("real-stack")
-    settings = Settings(
-        store_dir=real_store.store_dir, rasa_port=free_port(), action_port=free_port(),
-        web_port=free_port(), tracker_db=run_dir / "tracker.db",
-    )
-    stack = Stack(settings, train_bot(get_settings().models_dir), log_dir=run_dir / "logs")
-    stack.start()
-    yield stack
-    stack.stop()
+    with running_stack(Settings(store_dir=real_store.store_dir, var_dir=run_dir)) as stack:
+        yield stack
 
 
 def test_refinement_on_the_real_catalog(real_stack: Stack, real_store: ProductStore) -> None:

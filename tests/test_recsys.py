@@ -38,7 +38,7 @@ from recsys.models import MODEL_CLASSES, ScoreBlend, build_model
 from recsys.models.blend import repeat_rate
 from recsys.serving import Recommender
 from recsys.trainer import TrainConfig, build_and_train, tune_blend
-from shopbot.cli_recsys import app
+from shopbot.cli.recsys import recsys_app as app
 from tests.conftest import SHARED_DATA
 
 N_ITEMS = 30
@@ -262,8 +262,9 @@ def test_sampled_softmax_and_attribute_fusion_train(cyclic_split) -> None:
 
 
 def test_time_budget_stops_training(cyclic_split) -> None:
-    config = TrainConfig(epochs=500, batch_size=64, time_budget_s=0.5, progress=False,
-                         threads=1)
+    # Patience beyond the epoch count: only the budget can stop it, however fast the machine.
+    config = TrainConfig(epochs=500, batch_size=64, time_budget_s=0.5, patience=1000,
+                         progress=False, threads=1)
     _, result = build_and_train("sasrec", cyclic_split, TINY_SASREC, config)
     assert result.stopped == "time budget" and result.epochs_run < 500
 
@@ -438,6 +439,32 @@ def test_cli_train_and_eval(tmp_path: Path) -> None:
     assert runner.invoke(app, ["eval", str(bad_model), str(data)]).exit_code == 2
     assert runner.invoke(app, ["train", str(tmp_path / "missing.txt")]).exit_code == 2
     assert runner.invoke(app, ["train", str(data), "--model", "nope"]).exit_code == 2
+
+
+def test_installed_command_trains_on_the_shops_own_event_log(tmp_path: Path) -> None:
+    """`shopbot recsys train --events`, as the README tells a shop: the log in its database."""
+    from recsys.events import Event
+    from shop.events import EventLog
+    from shopcore.db import Database
+    from tests.e2e import shopbot
+
+    database = Database(f"sqlite:///{tmp_path / 'var' / 'shop.db'}")
+    dataset = cyclic_dataset(users=120)
+    EventLog(database).log_many(
+        Event(f"shopper-{u}", f"p{item}", "opened", float(step))
+        for u, seq in zip(dataset.user_ids, dataset.sequences, strict=True)
+        for step, item in enumerate(seq))
+    database.dispose()
+    out = tmp_path / "from-events.pt"
+    env = {"SHOPBOT_VAR_DIR": str(tmp_path / "var")}
+    done = shopbot("recsys", "train", "--events", "--model", "itemknn", "--out", str(out),
+                   "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["dataset"]["users"] == 120 and summary["test"]["hr@10"] > 0.9
+    assert set(load_model(out).vocab.item_ids) == {f"p{i}" for i in range(1, N_ITEMS + 1)}
+    neither = shopbot("recsys", "train", "--model", "itemknn", cwd=tmp_path, env=env)
+    assert neither.returncode == 2 and "--events" in neither.stderr
 
 
 # --------------------------------------------------------------------------- real data

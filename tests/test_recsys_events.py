@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from recsys.events import Event, EventLog, EventType
+from recsys.events import Event, EventType
 from recsys.simulator import SimulationConfig, simulate_events
 from retrieval.catalog import load_catalog
+from shop.events import EventLog
+from shopcore.db import Database
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> EventLog:
-    return EventLog(tmp_path / "events.db")
+    return EventLog(Database(f"sqlite:///{tmp_path / 'shop.db'}"))
 
 
 def test_recent_items_are_distinct_interactions_oldest_first(log: EventLog) -> None:
@@ -99,7 +101,7 @@ def test_simulated_sessions_are_coherent_and_deterministic(tmp_path: Path) -> No
         "Bottomwear", "Shoes", "Watches", "Belts", "Eyewear"
     }
 
-    log = EventLog(tmp_path / "sim.db")
+    log = EventLog(Database(f"sqlite:///{tmp_path / 'sim.db'}"))
     assert log.log_many(events) == len(events)
     assert sum(1 for _ in log.iter_events()) == len(events)
 

@@ -9,10 +9,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.details import ActionCompareProducts, ActionProductDetails
+from actions.dialogue import positions
 from actions.search import ActionRefineSearch, ActionSearchProducts, ActionShowMore
 from retrieval.catalog import load_catalog
 from retrieval.query import parse_query
-from retrieval.refine import positions, refine_constraints
+from retrieval.refine import refine_constraints
 from retrieval.vocab import CatalogVocabulary
 
 
@@ -54,7 +55,7 @@ def test_cheaper_moves_the_budget_below_what_was_shown(vocab: CatalogVocabulary)
     assert pricier.min_price is not None and pricier.min_price > median
 
 
-pytestmark = pytest.mark.usefixtures("actions_on_sample_store")
+pytestmark = pytest.mark.usefixtures("services_on_sample_store")
 
 
 class Conversation:

@@ -1,5 +1,5 @@
-"""`make shell` (rasa shell in a terminal) against a running action server, driven on a
-pseudo-terminal through a product search and a shop question."""
+"""`make shell` (rasa shell in a terminal) against a running action server (the shared
+stack's), driven on a pseudo-terminal through a product search and a shop question."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pexpect
 import pytest
 
-from shopbot.settings import PROJECT_ROOT, Settings, get_settings
-from shopbot.stack import Service, Stack, free_port, train_bot
+from shopbot.stack import Stack, free_port
+from shopcore.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -25,42 +23,12 @@ START_TIMEOUT_S = 300  # loading the Rasa model takes a minute or two on a busy 
 TURN_TIMEOUT_S = 120
 
 
-@pytest.fixture(scope="module")
-def action_server(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[Settings]:
-    """Only the action server of the stack: the shell runs its own Rasa."""
-    run_dir = tmp_path_factory.mktemp("shell")
-    settings = Settings(store_dir=sample_store_dir, action_port=free_port(),
-                        rasa_port=free_port(), web_port=free_port(),
-                        tracker_db=run_dir / "tracker.db", shop_db=run_dir / "shop.db",
-                        events_db=run_dir / "events.db", uploads_dir=run_dir / "uploads")
-    stack = Stack(settings, train_bot(get_settings().models_dir), log_dir=run_dir / "logs")
-    (server,) = [s for s in stack.build() if s.name == "action server"]
-    stack.services = [server]
-    server.start()
-    try:
-        _wait_ready(server)
-        yield settings
-    finally:
-        stack.stop()
-
-
-def _wait_ready(server: Service, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not server.is_ready():
-        assert server.alive(), f"action server died:\n{server.log_tail()}"
-        assert time.monotonic() < deadline, "action server did not start"
-        time.sleep(0.5)
-
-
-def _shell(settings: Settings) -> pexpect.spawn:
+def _shell(stack: Stack) -> pexpect.spawn:
     rasa_port = free_port()
     env = {
         **os.environ,
-        "SHOPBOT_ACTION_PORT": str(settings.action_port),
+        **stack.settings.to_env(),
         "SHOPBOT_RASA_PORT": str(rasa_port - 100),  # the shell's own server listens at +100
-        "SHOPBOT_TRACKER_DB": str(settings.tracker_db),
-        "SHOPBOT_SHOP_DB": str(settings.shop_db),
         "TERM": "xterm",
         "COLUMNS": "200",
     }
@@ -105,8 +73,8 @@ def _payloads(answer: str) -> list[dict]:
     return found
 
 
-def test_make_shell_searches_and_answers_questions(action_server: Settings) -> None:
-    child = _shell(action_server)
+def test_make_shell_searches_and_answers_questions(stack: Stack) -> None:
+    child = _shell(stack)
     try:
         child.expect_exact(PROMPT)
         found = _say(child, "show me red dresses")

@@ -12,33 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels.linking import LINKED, LinkStore
-from recsys.events import EventLog, EventType
+from recsys.events import EventType
 from retrieval.catalog import SAMPLE_CATALOG, Product, load_catalog
 from retrieval.policy import load_policy
 from retrieval.query import SearchConstraints
 from retrieval.vocab import CatalogVocabulary
-from shopbot.cart import CartCode, CartStore, CartSummary, normalise_size
-from shopbot.orders import (
-    DEMO_SENDERS,
-    REMOVED_ADDRESS,
-    OrderCode,
-    OrderRules,
-    OrderStatus,
-    OrderStore,
-    RefundStatus,
-    parse_order_id,
-    seed_demo_orders,
-)
-from shopbot.privacy import delete_tracker_rows, forget_shopper, purge_tracker_later
-from shopbot.profile import (
-    Profile,
-    ProfileStore,
-    learn_from_text,
-    preferred_size,
-    with_profile_defaults,
-)
-from shopbot.tickets import MAX_TURN_CHARS, MAX_TURNS, TicketStore
+from shop.cart import CartCode, CartStore, CartSummary
+from shop.demo import DEMO_SENDERS, seed_demo_orders
+from shop.events import EventLog
+from shop.orders import REMOVED_ADDRESS, OrderCode, OrderStatus, OrderStore, RefundStatus
+from shop.preferences import learn_from_text
+from shop.privacy import delete_tracker_rows, forget_shopper, purge_tracker_later
+from shop.profile import Profile, ProfileStore, preferred_size, with_profile_defaults
+from shop.rules import OrderRules
+from shop.sizes import normalise_size
+from shop.tickets import MAX_TURN_CHARS, MAX_TURNS, TicketStore
+from shopcore.db import Database
+from shopcore.ids import parse_order_id
+from shopcore.links import LINKED, LinkStore
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 ME, OTHER = DEMO_SENDERS
@@ -67,11 +58,18 @@ def shop_db(tmp_path: Path) -> Path:
     return tmp_path / "shop.db"
 
 
+def database(path: Path) -> Database:
+    """The shop database in a SQLite file (each test has its own)."""
+    return Database(f"sqlite:///{path}")
+
+
 @pytest.fixture(scope="module")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory, products: list[Product]) -> Path:
     """The demo orders seeded once; each test gets its own copy (seeding costs a few syncs)."""
     path = tmp_path_factory.mktemp("seeded") / "shop.db"
-    seed_demo_orders(OrderStore(path), products, now=NOW)
+    seeded = database(path)
+    seed_demo_orders(OrderStore(seeded), products, now=NOW)
+    seeded.dispose()  # the last connection closed checkpoints the WAL into the file
     assert not path.with_name("shop.db-wal").exists()  # checkpointed: the file is complete
     return path
 
@@ -79,7 +77,7 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory, products: list[Product])
 @pytest.fixture
 def orders(shop_db: Path, seeded_db: Path) -> OrderStore:
     shutil.copyfile(seeded_db, shop_db)
-    return OrderStore(shop_db)
+    return OrderStore(database(shop_db))
 
 
 def _tables(path: Path) -> set[str]:
@@ -112,12 +110,12 @@ def test_text_without_a_well_shaped_order_id_gives_none(text: object) -> None:
 def test_seeding_is_idempotent_and_deterministic(
     shop_db: Path, tmp_path: Path, products: list[Product], by_id: dict[str, Product]
 ) -> None:
-    first = OrderStore(shop_db)
+    first = OrderStore(database(shop_db))
     assert seed_demo_orders(first, products, now=NOW) == 12
     assert seed_demo_orders(first, products, now=NOW) == 0
     assert seed_demo_orders(first, products, now=NOW + timedelta(days=3)) == 0
     assert first.count() == 12
-    again = OrderStore(tmp_path / "again.db")
+    again = OrderStore(database(tmp_path / "again.db"))
     seed_demo_orders(again, list(reversed(products)), now=NOW)
     assert again.orders_of(ME) == first.orders_of(ME)
 
@@ -143,7 +141,7 @@ def test_reset_rewrites_demo_orders_with_fresh_dates(
 
 
 def test_seeding_without_products_creates_nothing(shop_db: Path) -> None:
-    assert seed_demo_orders(OrderStore(shop_db), [], now=NOW) == 0
+    assert seed_demo_orders(OrderStore(database(shop_db)), [], now=NOW) == 0
 
 
 # -- reading and not disclosing ---------------------------------------------------------------
@@ -236,7 +234,7 @@ def test_concurrent_cancels_cancel_once(orders: OrderStore) -> None:
     results = []
 
     def cancel() -> None:
-        results.append(OrderStore(orders.path).cancel(ME, PLACED, now=NOW))
+        results.append(OrderStore(orders.db).cancel(ME, PLACED, now=NOW))
 
     threads = [threading.Thread(target=cancel) for _ in range(8)]
     for t in threads:
@@ -320,7 +318,7 @@ def test_return_outside_window_is_refused(orders: OrderStore) -> None:
 
 
 def test_return_window_comes_from_the_rules(shop_db: Path, products: list[Product]) -> None:
-    store = OrderStore(shop_db, OrderRules(returns_window_days=60))
+    store = OrderStore(database(shop_db), OrderRules(returns_window_days=60))
     seed_demo_orders(store, products, now=NOW)
     assert store.request_return(ME, DELIVERED_LONG_AGO, "too small", now=NOW).ok
 
@@ -390,7 +388,7 @@ def test_invoice_summarises_the_order(orders: OrderStore) -> None:
 
 
 def _cart_summary(shop_db: Path, by_id: dict[str, Product], *wanted: tuple[str, str, int]):
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     for product_id, size, qty in wanted:
         assert cart.add("buyer", by_id[product_id], size, qty).ok
     return CartSummary.build(cart.lines("buyer"), by_id.get)
@@ -484,13 +482,13 @@ def test_rules_come_from_the_policy_file() -> None:
 
 
 def test_cart_merges_same_product_and_size(shop_db: Path, by_id: dict[str, Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     dress = by_id["900001"]
     assert cart.add("s1", dress, "m").ok
     merged = cart.add("s1", dress, "Medium", 2)
     assert merged.ok and "now have 3" in merged.message
     assert cart.add("s1", dress, "size L").ok
-    lines = CartStore(shop_db).lines("s1")  # persisted: a new store sees the same cart
+    lines = CartStore(database(shop_db)).lines("s1")  # persisted: a new store sees the same cart
     assert [(x.product_id, x.size, x.qty) for x in lines] == [("900001", "M", 3),
                                                                ("900001", "L", 1)]
     assert cart.lines("s2") == []
@@ -498,7 +496,7 @@ def test_cart_merges_same_product_and_size(shop_db: Path, by_id: dict[str, Produ
 
 def test_cart_sizes_are_checked_against_the_product(shop_db: Path,
                                                     by_id: dict[str, Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     dress, bag = by_id["900001"], next(p for p in by_id.values() if p.sizes == ["Onesize"])
     needs = cart.add("s1", dress)
     assert needs.code is CartCode.NEEDS_SIZE and "XS, S, M, L, XL" in needs.message
@@ -514,7 +512,7 @@ def test_cart_sizes_are_checked_against_the_product(shop_db: Path,
 
 
 def test_cart_quantity_limits(shop_db: Path, by_id: dict[str, Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     dress = by_id["900001"]
     for qty in (0, -1, 11, 2.5, True, "2"):
         assert cart.add("s1", dress, "M", qty).code is CartCode.INVALID_INPUT
@@ -525,7 +523,7 @@ def test_cart_quantity_limits(shop_db: Path, by_id: dict[str, Product]) -> None:
 
 
 def test_cart_has_a_line_limit(shop_db: Path, products: list[Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     for product in products[:30]:
         assert cart.add("s1", product, product.sizes[0] if product.sizes else None).ok
     extra = products[30]
@@ -535,7 +533,7 @@ def test_cart_has_a_line_limit(shop_db: Path, products: list[Product]) -> None:
 
 def test_cart_refuses_unknown_products_and_senders(shop_db: Path,
                                                    by_id: dict[str, Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     assert cart.add("s1", None).code is CartCode.UNKNOWN_PRODUCT
     for sender in ("", HUGE, "bad\x00id", None):
         assert cart.add(sender, by_id["900001"], "M").code is CartCode.INVALID_INPUT
@@ -545,7 +543,7 @@ def test_cart_refuses_unknown_products_and_senders(shop_db: Path,
 
 
 def test_cart_removal(shop_db: Path, by_id: dict[str, Product]) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     dress, jeans = by_id["900001"], next(p for p in by_id.values() if p.article_type == "Jeans")
     cart.add("s1", dress, "M", 3)
     cart.add("s1", dress, "L")
@@ -564,7 +562,7 @@ def test_cart_removal(shop_db: Path, by_id: dict[str, Product]) -> None:
 def test_cart_summary_prices_with_discounts_and_flags_what_is_gone(
     shop_db: Path, by_id: dict[str, Product]
 ) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     dress = by_id["900001"]  # ₹1,299, discounted to ₹714
     full_price = next(p for p in by_id.values() if p.discount_percent == 0 and p.sizes)
     cart.add("s1", dress, "M", 2)
@@ -658,12 +656,12 @@ def test_catalog_vocabulary_decides_brands(vocab: CatalogVocabulary) -> None:
 
 
 def test_profile_updates_merge_and_persist(shop_db: Path) -> None:
-    store = ProfileStore(shop_db)
+    store = ProfileStore(database(shop_db))
     assert store.get("s1").is_empty
     store.apply("s1", learn_from_text("I'm a size 9 and I love Nike"))
     store.update("s1", sizes={"clothing": "M"}, brands=["Puma", "nike"], gender="women",
                  budget_max=2500)
-    profile = ProfileStore(shop_db).get("s1")
+    profile = ProfileStore(database(shop_db)).get("s1")
     assert profile.sizes == {"shoe": "9", "clothing": "M"}
     assert profile.brands == ["nike", "Puma"] and profile.gender == "Women"
     assert profile.budget_max == 2500 and profile.updated_at is not None
@@ -676,14 +674,14 @@ def test_profile_updates_merge_and_persist(shop_db: Path) -> None:
     {"brands": [None]}, {"colour": ["Blue"]}, {"brands": 5},
 ])
 def test_bad_profile_values_are_dropped_and_nothing_is_lost(shop_db: Path, fields: dict) -> None:
-    store = ProfileStore(shop_db)
+    store = ProfileStore(database(shop_db))
     before = store.update("s1", sizes={"shoe": "9"}, brands=["Nike"])
     after = store.update("s1", **fields)
     assert after == before
 
 
 def test_profile_stores_odd_text_safely(shop_db: Path) -> None:
-    store = ProfileStore(shop_db)
+    store = ProfileStore(database(shop_db))
     profile = store.update("s1", brands=[INJECTION, "Zara 👗\x00"])
     assert profile.brands == ["Zara 👗", INJECTION]
     assert store.get("s1").brands == ["Zara 👗", INJECTION]
@@ -714,7 +712,7 @@ def test_handoff_ticket_keeps_a_readable_transcript(shop_db: Path) -> None:
     turns += [{"role": "system", "text": "dropped"}, {"role": "user", "text": HUGE},
               {"role": "user", "text": f"{INJECTION}\x00 🙂"}, {"role": "bot", "text": None},
               "not a turn"]
-    tickets = TicketStore(shop_db, contact_hours="9 am to 9 pm")
+    tickets = TicketStore(database(shop_db), contact_hours="9 am to 9 pm")
     outcome = tickets.create("s1", "wants a person", turns, intent="human_handoff", now=NOW)
     ticket = outcome.ticket
     assert outcome.ok and ticket.status == "open" and ticket.ticket_id.startswith("T-")
@@ -727,7 +725,7 @@ def test_handoff_ticket_keeps_a_readable_transcript(shop_db: Path) -> None:
 
 
 def test_handoff_again_within_the_hour_refreshes_the_open_ticket(shop_db: Path) -> None:
-    tickets = TicketStore(shop_db)
+    tickets = TicketStore(database(shop_db))
     first = tickets.create("s1", "refund late", [{"role": "user", "text": "hi"}], now=NOW)
     again = tickets.create("s1", "still late", [{"role": "user", "text": "hello?"}],
                            now=NOW + timedelta(minutes=20))
@@ -740,7 +738,7 @@ def test_handoff_again_within_the_hour_refreshes_the_open_ticket(shop_db: Path) 
 
 
 def test_handoff_never_loses_a_ticket_to_bad_input(shop_db: Path) -> None:
-    tickets = TicketStore(shop_db)
+    tickets = TicketStore(database(shop_db))
     outcome = tickets.create("s1", HUGE + "\x00", None, intent=HUGE)
     assert outcome.ok and len(outcome.ticket.reason) <= 300 and outcome.ticket.transcript == []
     assert tickets.create("s1b", None, "garbage").ticket.reason == "(no reason given)"
@@ -782,9 +780,10 @@ def _tracker_rows(path: Path, sender: str) -> int:
 def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
     orders: OrderStore, shop_db: Path, tmp_path: Path, by_id: dict[str, Product]
 ) -> None:
-    cart, profiles, tickets = CartStore(shop_db), ProfileStore(shop_db), TicketStore(shop_db)
-    events = EventLog(tmp_path / "events.db")
-    links = LinkStore(shop_db)
+    shop = database(shop_db)
+    cart, profiles, tickets = CartStore(shop), ProfileStore(shop), TicketStore(shop)
+    events = EventLog(database(tmp_path / "events.db"))
+    links = LinkStore(shop)
     assert links.redeem("telegram:42", links.issue(ME)) == LINKED  # ME's phone chat
     assert links.redeem("slack:T1:U9", links.issue(OTHER)) == LINKED
     tracker = _tracker(tmp_path / "tracker.db", ME, OTHER)
@@ -841,7 +840,7 @@ def test_forget_handles_a_missing_tracker_file_or_table(tmp_path: Path) -> None:
 def test_forget_reports_a_store_that_fails_and_still_does_the_rest(
     tmp_path: Path, shop_db: Path, by_id: dict[str, Product]
 ) -> None:
-    cart = CartStore(shop_db)
+    cart = CartStore(database(shop_db))
     cart.add(ME, by_id["900001"], "M")
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"this is not a database" * 100)
@@ -875,25 +874,17 @@ def test_tracker_rows_saved_again_after_forget_are_purged(tmp_path: Path) -> Non
 # -- command line ----------------------------------------------------------------------------
 
 
-def test_shop_cli_seeds_lists_and_forgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
+def test_shop_cli_seeds_lists_and_forgets(tmp_path: Path) -> None:
+    """The installed `shopbot shop` commands, from another working directory."""
+    from tests.e2e import shopbot
 
-    from shopbot import settings as settings_module
-    from shopbot.cli_shop import shop_app
-
-    for name, file in (("SHOP_DB", "shop.db"), ("EVENTS_DB", "events.db"),
-                       ("TRACKER_DB", "tracker.db")):
-        monkeypatch.setenv(f"SHOPBOT_{name}", str(tmp_path / file))
-    settings_module.get_settings.cache_clear()
-    try:
-        runner = CliRunner()
-        seeded = runner.invoke(shop_app, ["seed", "--catalog", str(SAMPLE_CATALOG)])
-        assert seeded.exit_code == 0, seeded.output
-        listed = runner.invoke(shop_app, ["orders", ME, "--json"])
-        assert listed.exit_code == 0 and len(listed.stdout.strip().splitlines()) == 9
-        forgot = runner.invoke(shop_app, ["forget", ME, "--yes"])
-        assert forgot.exit_code == 0, forgot.output
-        assert '"orders_anonymised": 9' in forgot.stdout
-        assert runner.invoke(shop_app, ["orders", ME, "--json"]).stdout.strip() == ""
-    finally:
-        settings_module.get_settings.cache_clear()
+    env = {"SHOPBOT_VAR_DIR": str(tmp_path / "var")}
+    seeded = shopbot("shop", "seed", "--catalog", str(SAMPLE_CATALOG), cwd=tmp_path, env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    listed = shopbot("shop", "orders", ME, "--json", cwd=tmp_path, env=env)
+    assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 9
+    forgot = shopbot("shop", "forget", ME, "--yes", cwd=tmp_path, env=env)
+    assert forgot.returncode == 0, forgot.stderr
+    assert '"orders_anonymised": 9' in forgot.stdout
+    assert shopbot("shop", "orders", ME, "--json", cwd=tmp_path, env=env).stdout.strip() == ""
+    assert (tmp_path / "var" / "shop.db").is_file()

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
 from retrieval.store import ProductStore
-from shopbot.settings import Settings
 from shopbot.stack import free_port, process_env
-from shopbot.uploads import REF_PATTERN, UploadStore
 from shopbot.web import UPLOADS, RateLimiter, create_app
+from shopcore.settings import Settings
+from shopcore.uploads import REF_PATTERN, UploadStore
 from tests.conftest import REAL_IMAGES
 
 SHOP = "https://shop.example"

@@ -1,23 +1,21 @@
 """The chat widget in real headless Chromium, against the real stack on loopback.
 
-Rasa, the action server and the web server run as in ``make run`` (see test_bot_e2e.py);
-Playwright drives Debian's ``/usr/bin/chromium`` (no browser download). With the real
-catalog in ../shared/data the shop is a slice of it with photos, so cards show real
-pictures and the upload is a real catalog photo; without it, the sample catalog and a
-generated picture. Screenshots go to var/screenshots/; with SHOPBOT_README_SCREENSHOT=1 the
-README's docs/widget.png is rewritten too.
+Rasa, the action server and the web server run as in ``make run`` (the ``photo_shop``
+fixture, shared with test_shopping_e2e.py); Playwright drives Debian's ``/usr/bin/chromium``
+(no browser download). With the real catalog in ../shared/data the shop is a slice of it
+with photos, so cards show real pictures and the upload is a real catalog photo; without
+it, the sample catalog and a generated picture. Screenshots go to test-artifacts/; with
+SHOPBOT_README_SCREENSHOT=1 the README's docs/widget.png is rewritten too.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,13 +23,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from retrieval.images import index_catalog_images
-from retrieval.ingest import ingest_catalog
-from retrieval.store import ProductStore
-from shopbot.settings import PROJECT_ROOT, VAR_DIR, Settings, get_settings
-from shopbot.stack import Stack, free_port, train_bot
-from shopbot.uploads import REF_PATTERN
-from tests.conftest import REAL_CATALOG, REAL_IMAGES
+from shopbot.stack import free_port
+from shopcore.settings import PROJECT_ROOT
+from shopcore.uploads import REF_PATTERN
+from tests.e2e import PhotoShop
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -42,75 +37,15 @@ pytestmark = [
                        reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
 ]
 
-SCREENSHOTS = VAR_DIR / "screenshots"
+SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 README_SCREENSHOT = PROJECT_ROOT / "docs" / "widget.png"
-PHOTO_PRODUCTS = 300  # real products with photos in the shop slice
 WAIT_MS = 90_000  # one bot turn on two busy cores; generous, never a timing assertion
 WIDGET = "document.getElementById('shopbot-widget').shadowRoot"
 
 
-@dataclass
-class Shop:
-    """What the browser tests run against."""
-
-    stack: Stack
-    uploads_dir: Path
-    photos: bool  # the store's products have real photos
-    query: str  # a search that finds several products in this store
-    photo: Path | None  # a catalog photo of a product in the store
-    allowed_origin_port: int
-
-
-def _real_slice(path: Path, count: int) -> list[str]:
-    """The first ``count`` real catalog lines whose product has a photo."""
-    lines: list[str] = []
-    with gzip.open(REAL_CATALOG, "rt", encoding="utf-8") as src:
-        for line in src:
-            if (REAL_IMAGES / f"{json.loads(line)['id']}.jpg").is_file():
-                lines.append(line)
-                if len(lines) == count:
-                    break
-    with gzip.open(path, "wt", encoding="utf-8") as dst:
-        dst.writelines(lines)
-    return lines
-
-
 @pytest.fixture(scope="module")
-def shop(request: pytest.FixtureRequest,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    run_dir = tmp_path_factory.mktemp("widget")
-    photo = None
-    if REAL_CATALOG.is_file() and REAL_IMAGES.is_dir():
-        lines = _real_slice(run_dir / "slice.jsonl.gz", PHOTO_PRODUCTS)
-        store = ProductStore(run_dir / "store")
-        ingest_catalog(store, run_dir / "slice.jsonl.gz", images_dir=REAL_IMAGES)
-        # The photo index, so "similar to this photo" has catalog photos to compare with.
-        index_catalog_images(store, store.all_products()[0], REAL_IMAGES)
-        store_dir, photos, query = store.store_dir, True, "show me tshirts"
-        tshirt = next(json.loads(x) for x in lines if json.loads(x)["article_type"] == "Tshirts")
-        photo = REAL_IMAGES / f"{tshirt['id']}.jpg"
-    else:
-        store_dir = request.getfixturevalue("sample_store_dir")
-        photos, query = False, "show me red dresses"
-    model = train_bot(get_settings().models_dir)
-    allowed_port = free_port()
-    uploads_dir = run_dir / "uploads"
-    with pytest.MonkeyPatch.context() as env:
-        # Read by the web server and the action server (the Stack passes its environment on).
-        env.setenv("SHOPBOT_UPLOADS_DIR", str(uploads_dir))
-        env.setenv("SHOPBOT_SHOP_DB", str(run_dir / "shop.db"))
-        env.setenv("SHOPBOT_CORS_ORIGINS", json.dumps([f"http://127.0.0.1:{allowed_port}"]))
-        settings = Settings(
-            store_dir=store_dir, rasa_port=free_port(), action_port=free_port(),
-            web_port=free_port(), tracker_db=run_dir / "tracker.db",
-            events_db=run_dir / "events.db", uploads_dir=uploads_dir,
-        )
-        running = Stack(settings, model, log_dir=run_dir / "logs")
-        running.start()
-        try:
-            yield Shop(running, uploads_dir, photos, query, photo, allowed_port)
-        finally:
-            running.stop()
+def shop(photo_shop: PhotoShop) -> PhotoShop:
+    return photo_shop
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +144,7 @@ TEXT_SELECTORS = [".sbw-title", ".sbw-subtitle", ".sbw-bubble--user", ".sbw-bubb
                   ".sbw-quick-reply", ".sbw-input"]
 
 
-def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Shop) -> None:
+def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: PhotoShop) -> None:
     open_chat(page, shop.stack.web_url)
     say(page, shop.query)
     cards = page.get_by_test_id("chat-product-card")
@@ -222,7 +157,7 @@ def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Sh
     assert "₹" in first.locator(".sbw-price__final").inner_text()
     for label in ("Add to cart", "Details", "Similar"):
         assert first.get_by_role("button", name=label).is_visible()
-    if shop.photos:
+    if shop.photo is not None:
         image = first.get_by_test_id("product-image")
         assert image.get_attribute("alt") == name
         page.wait_for_function(
@@ -276,7 +211,7 @@ def save_readme_screenshot(page: Any) -> None:
     image.quantize(256, method=Image.Quantize.MEDIANCUT).save(README_SCREENSHOT, optimize=True)
 
 
-def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: Shop,
+def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: PhotoShop,
                                                        tmp_path: Path) -> None:
     photo = shop.photo
     if photo is None:  # no catalog photos here: a generated picture of a red block
@@ -308,7 +243,7 @@ def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: Shop,
     screenshot(page, "photo-upload.png")
 
 
-def test_bad_files_are_refused_before_anything_is_sent(page: Any, shop: Shop) -> None:
+def test_bad_files_are_refused_before_anything_is_sent(page: Any, shop: PhotoShop) -> None:
     open_chat(page, shop.stack.web_url)
     uploads: list[str] = []
     page.on("request", lambda r: uploads.append(r.url) if "/api/upload" in r.url else None)
@@ -332,7 +267,7 @@ def test_bad_files_are_refused_before_anything_is_sent(page: Any, shop: Shop) ->
     screenshot(page, "bad-file.png")
 
 
-def test_reload_keeps_the_conversation(page: Any, shop: Shop) -> None:
+def test_reload_keeps_the_conversation(page: Any, shop: PhotoShop) -> None:
     open_chat(page, shop.stack.web_url)
     say(page, "hello there")
     sender = page.evaluate("ShopbotWidget.senderId()")
@@ -346,7 +281,7 @@ def test_reload_keeps_the_conversation(page: Any, shop: Shop) -> None:
     assert page.evaluate("ShopbotWidget.senderId()") != sender
 
 
-def test_demo_shopper_switch(page: Any, shop: Shop) -> None:
+def test_demo_shopper_switch(page: Any, shop: PhotoShop) -> None:
     page.goto(shop.stack.web_url)
     switch = page.get_by_test_id("demo-shopper")
     assert not switch.is_checked()
@@ -361,7 +296,7 @@ def test_demo_shopper_switch(page: Any, shop: Shop) -> None:
 FOCUS_RING = f"() => getComputedStyle({WIDGET}.activeElement).outlineStyle"
 
 
-def test_keyboard_only(page: Any, shop: Shop) -> None:
+def test_keyboard_only(page: Any, shop: PhotoShop) -> None:
     page.goto(shop.stack.web_url)
     focused = f"() => {WIDGET}.activeElement && {WIDGET}.activeElement.dataset.testid"
     for _ in range(60):
@@ -384,7 +319,7 @@ def test_keyboard_only(page: Any, shop: Shop) -> None:
     assert page.evaluate(focused) == "chat-toggle", "closing returns focus to the button"
 
 
-def test_phone_width(browser: Any, shop: Shop) -> None:
+def test_phone_width(browser: Any, shop: PhotoShop) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                   has_touch=True, device_scale_factor=2,
                                   reduced_motion="reduce")
@@ -413,7 +348,7 @@ def test_phone_width(browser: Any, shop: Shop) -> None:
 
 
 @pytest.fixture
-def other_origins(tmp_path: Path, shop: Shop) -> Iterator[tuple[str, str]]:
+def other_origins(tmp_path: Path, shop: PhotoShop) -> Iterator[tuple[str, str]]:
     """The same shop page served from an allowed origin and from one that is not."""
     (tmp_path / "index.html").write_text(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Another shop</title>'
@@ -480,7 +415,7 @@ async (kind) => {
 """
 
 
-def test_drop_and_paste_attach_a_photo(page: Any, shop: Shop) -> None:
+def test_drop_and_paste_attach_a_photo(page: Any, shop: PhotoShop) -> None:
     open_chat(page, shop.stack.web_url)
     chip = page.get_by_test_id("chat-attachment")
     assert page.evaluate(DROP_AND_PASTE_JS, "drop"), "dragging a file over shows the drop zone"
@@ -493,7 +428,7 @@ def test_drop_and_paste_attach_a_photo(page: Any, shop: Shop) -> None:
     assert page.locator(".sbw-chip__img").get_attribute("src").startswith("data:image/jpeg")
 
 
-def test_rendering_contract_for_carts_and_untrusted_text(page: Any, shop: Shop) -> None:
+def test_rendering_contract_for_carts_and_untrusted_text(page: Any, shop: PhotoShop) -> None:
     """/api/chat is answered in the browser with the documented payloads (markup in text, a
     two-line cart with a size-less line) to pin down how the widget renders them; the real
     cart flow is in the search test."""

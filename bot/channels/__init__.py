@@ -11,8 +11,11 @@ logic underneath lives in modules that never import Rasa, so the app's test suit
 - ``config``: credentials with ``${VAR:-default}`` references, the shop-wide settings.
 - ``signatures``: each platform's request signature check (and signing, for callbacks).
 - ``render``: bot messages (text, buttons, product cards, cart) as each platform's API calls.
-- ``photos``: allow-listed, size-limited photo downloads, stored like web uploads.
-- ``linking``: link codes and sender aliases, so two chats share one shopper.
+- ``photos``: allow-listed, size-limited photo downloads (stored like web uploads by
+  :mod:`shopcore.uploads`).
+
+Link codes and sender aliases (two chats, one shopper) are :mod:`shopcore.links`; settings,
+ids and the reply payloads they render are the rest of :mod:`shopcore`.
 
 See docs/channels.md for how to configure each platform.
 """

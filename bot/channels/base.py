@@ -30,11 +30,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.config import ShopEnv, expand_credentials, missing
-from bot.channels.inbound import MAX_TEXT_CHARS, TOO_LONG, Deduplicator, Incoming, typed_text
-from bot.channels.linking import LinkStore
-from bot.channels.photos import PHOTO_MESSAGE, PhotoRejected, PhotoSaver, photo_metadata
+from bot.channels.config import expand_credentials, missing
+from bot.channels.inbound import Deduplicator, Incoming, too_long, typed_text
 from bot.channels.render import Links, Reply
+from shopcore.db import open_database
+from shopcore.images import ImageRejected
+from shopcore.links import LinkStore
+from shopcore.settings import Settings, get_settings
+from shopcore.uploads import PHOTO_MESSAGE, UploadStore, photo_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +105,14 @@ class ShopInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         return cls(expand_credentials(credentials))
 
-    def __init__(self, credentials: dict[str, str], shop: ShopEnv | None = None) -> None:
+    def __init__(self, credentials: dict[str, str], settings: Settings | None = None) -> None:
         self.credentials = credentials
-        self.shop = shop or ShopEnv.from_env()
-        self.links = Links(self.shop.public_url, self.shop.product_url)
-        self.photos = PhotoSaver(self.shop.uploads_dir, self.shop.max_upload_bytes,
-                                 self.shop.max_image_pixels)
+        self.settings = settings or get_settings()
+        self.links = Links(self.settings.public_url or "", self.settings.product_link)
+        self.photos = UploadStore.from_settings(self.settings)
         self.missing = self.problems(credentials)
-        self.link_store = LinkStore(self.shop.shop_db) if not self.missing else None
+        self.link_store = None if self.missing else \
+            LinkStore(open_database(self.settings.shop_database_url))
         self.dedup = Deduplicator()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -120,7 +123,7 @@ class ShopInput(InputChannel):
                         "names)", self.name(), ", ".join(self.missing))
         else:
             logger.info("%s channel is on", self.name())
-        if not self.shop.public_url:
+        if not self.settings.public_url:
             logger.info("%s: SHOPBOT_PUBLIC_URL is unset, so product photos and links are "
                         "left out of replies", self.name())
 
@@ -235,12 +238,13 @@ class ShopInput(InputChannel):
         output = ShopOutput(self, incoming.address)
         try:
             if not incoming.photo and self.link_store is not None:
-                answer = self.link_store.handle(incoming.sender, incoming.text)
+                answer = await asyncio.to_thread(self.link_store.handle, incoming.sender,
+                                                 incoming.text)
                 if answer is not None:
                     await output.send_response(incoming.sender, {"text": answer})
                     return
-            sender = self.link_store.canonical(incoming.sender) if self.link_store else \
-                incoming.sender
+            sender = incoming.sender if self.link_store is None else \
+                await asyncio.to_thread(self.link_store.canonical, incoming.sender)
             metadata = {**incoming.metadata, "channel_sender": incoming.sender}
             if incoming.photo is not None:
                 ref = await self.store_photo(incoming, output)
@@ -251,8 +255,9 @@ class ShopInput(InputChannel):
             else:
                 text = incoming.text.strip() if incoming.from_button else \
                     typed_text(incoming.text)
-                if len(text) > MAX_TEXT_CHARS:
-                    await output.send_response(incoming.sender, {"text": TOO_LONG})
+                if len(text) > self.settings.max_message_chars:
+                    await output.send_response(
+                        incoming.sender, {"text": too_long(self.settings.max_message_chars)})
                     return
                 if not text:
                     return
@@ -271,7 +276,7 @@ class ShopInput(InputChannel):
             data = await incoming.photo()
             async with self._decoding:
                 ref = await asyncio.to_thread(self.photos.save, data)
-        except PhotoRejected as rejected:
+        except ImageRejected as rejected:
             logger.info("%s photo from %r refused: %s", self.name(), incoming.sender[:40],
                         rejected.reason)
             await output.send_response(incoming.sender, {"text": rejected.message})

@@ -1,4 +1,4 @@
-"""Channel settings: credentials with ``${VAR:-default}`` references and the shop-wide env.
+"""Channel credentials with ``${VAR:-default}`` references, and which hosts may be fetched.
 
 Rasa substitutes *unquoted* ``${VAR}`` in credentials.yml itself and refuses to start when
 the variable is unset, which would make every optional channel mandatory. The channels
@@ -6,26 +6,17 @@ here therefore take *quoted* references (``"${SHOPBOT_TELEGRAM_TOKEN}"``, which 
 alone) and expand them on their own, with shell-style defaults: a channel whose required
 values are empty stays off (its webhook answers 404) instead of stopping the server.
 
-Runs in both virtualenvs (Python 3.10 and 3.11): standard library only.
+The shop-wide settings (uploads, limits, public URL, database) are :mod:`shopcore.settings`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-logger = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-VAR_DIR = PROJECT_ROOT / "var"
-DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -104,42 +95,3 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        logger.warning("%s=%r is not a whole number; using %d", name, text[:40], default)
-        return default
-    return value if value > 0 else default
-
-
-@dataclass(frozen=True)
-class ShopEnv:
-    """What the channels share with the rest of the shop, read from the same SHOPBOT_ variables
-    as ``shopbot.settings`` (which the Rasa side cannot import: it is Python 3.11 code)."""
-
-    public_url: str
-    product_url: str
-    uploads_dir: Path
-    max_upload_bytes: int
-    max_image_pixels: int
-    shop_db: Path
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ShopEnv:
-        env = os.environ if env is None else env
-        public_url = env.get("SHOPBOT_PUBLIC_URL", "").strip().rstrip("/")
-        default_product = f"{public_url}/?product={{id}}" if public_url else ""
-        return cls(
-            public_url=public_url,
-            product_url=env.get("SHOPBOT_PRODUCT_URL", "").strip() or default_product,
-            uploads_dir=Path(env.get("SHOPBOT_UPLOADS_DIR") or VAR_DIR / "uploads"),
-            max_upload_bytes=_int_env(env, "SHOPBOT_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
-            max_image_pixels=_int_env(env, "SHOPBOT_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
-            shop_db=Path(env.get("SHOPBOT_SHOP_DB") or VAR_DIR / "shop.db"),
-        )

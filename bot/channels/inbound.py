@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_TEXT_CHARS = 2000  # same limit as the web widget (Settings.max_message_chars)
-TOO_LONG = f"That message is too long; please keep it under {MAX_TEXT_CHARS} characters."
 SLASH_WORDS = {"start": "hello", "help": "help"}  # Telegram's built-in bot commands
-CHANNEL_PREFIXES = ("telegram:", "messenger:", "slack:", "twilio:", "signed:")
+
+
+def too_long(max_chars: int) -> str:
+    return f"That message is too long; please keep it under {max_chars} characters."
 
 
 @dataclass

@@ -98,7 +98,7 @@ class MessengerInput(ShopInput):
                 return Incoming(sender=sender, address=psid, text=str(message.get("text") or ""),
                                 photo=lambda url=url: download(
                                     self.session(), url, self.media_hosts,
-                                    self.shop.max_upload_bytes),
+                                    self.settings.max_upload_bytes),
                                 message_id=message_id)
         if isinstance(message.get("text"), str):
             return Incoming(sender=sender, address=psid, text=message["text"],

@@ -1,9 +1,11 @@
 """Bot messages as each platform's API calls: text, buttons, product cards, cart, photos.
 
 Rasa hands an output channel one message dict at a time (``text``, ``buttons``, ``image``,
-``custom``). :class:`Reply` reads it once - product cards and the cart out of ``custom``,
-relative photo URLs made absolute with the shop's public URL - and the ``*_calls`` /
-``*_messages`` functions turn it into what each platform accepts:
+``custom``). :class:`Reply` reads it once - the ``custom`` payload with the one parser of
+:mod:`shopcore.payloads` (cards come with their own intro sentence, so the numbered list of
+the plain text is not shown twice; the cart is shown as its text), relative photo URLs made
+absolute with the shop's public URL - and the ``*_calls`` / ``*_messages`` functions turn it
+into what each platform accepts:
 
 - Telegram: one photo per product with its caption and inline buttons (text when there is
   no public photo URL), buttons as an inline keyboard.
@@ -19,11 +21,13 @@ already understands, so no platform needs its own intents. Pure functions, no Ra
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+from shopcore.payloads import Cart, ProductCard, ProductCards, parse_payload
+from shopcore.text import clip
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +43,6 @@ MESSENGER_BUTTON = 20
 MESSENGER_QUICK_REPLIES = 13
 SLACK_TEXT = 3000
 SMS_TEXT = 1600
-# A product line of the actions' text replies (actions/replies.py: product_line).
-LISTED_PRODUCT = re.compile(r"^\s*\d+\. .* · id (\S+)\s*$")
-
-
-def rupees(amount: float) -> str:
-    return f"₹{amount:,.0f}" if float(amount).is_integer() else f"₹{amount:,.2f}"
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -66,14 +60,6 @@ def split_text(text: str, limit: int) -> list[str]:
     if text:
         pieces.append(text)
     return pieces
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) < 1e12 else None  # no NaN, no inf
 
 
 @dataclass(frozen=True)
@@ -108,32 +94,28 @@ class Button:
 
 @dataclass(frozen=True)
 class Card:
-    """One product as every platform shows it."""
+    """One product as every platform shows it: the payload's card, numbered, with links."""
 
     position: int  # 1-based, as the shopper says "the second one"
-    product_id: str
-    name: str
-    brand: str
-    price: float | None
-    final_price: float | None
-    discount_percent: float | None
+    product: ProductCard
     image_url: str  # absolute, or '' when the shop has no public URL
     url: str  # product page, or ''
 
     @property
+    def product_id(self) -> str:
+        return self.product.id
+
+    @property
+    def name(self) -> str:
+        return self.product.name
+
+    @property
     def price_text(self) -> str:
-        final = self.final_price if self.final_price is not None else self.price
-        if final is None:
-            return ""
-        text = rupees(final)
-        if self.price is not None and self.price > final:
-            off = f", {self.discount_percent:.0f}% off" if self.discount_percent else ""
-            text += f" (was {rupees(self.price)}{off})"
-        return text
+        return self.product.price_text
 
     @property
     def subtitle(self) -> str:
-        return " · ".join(part for part in (self.brand, self.price_text) if part)
+        return " · ".join(part for part in (self.product.brand, self.price_text) if part)
 
     @property
     def details_payload(self) -> str:
@@ -160,20 +142,18 @@ class Reply:
         buttons = tuple(b for b in map(_button, raw_buttons if isinstance(raw_buttons, list)
                                        else []) if b is not None)
         custom = message.get("custom")
+        payload = parse_payload(custom)
         cards: tuple[Card, ...] = ()
         cart = ""
         unknown: Mapping[str, Any] = {}
-        if isinstance(custom, Mapping):
-            kind = custom.get("type")
-            if kind == "product_cards":
-                cards = read_cards(custom.get("products"), links)
-            elif kind == "cart":
-                cart = cart_text(custom)
-            else:
-                unknown = custom
         text = (text or "").strip()
-        if cards:
-            text = without_listed(text, {card.product_id for card in cards})
+        if isinstance(payload, ProductCards) and payload.products:
+            cards = read_cards(payload, links)
+            text = payload.intro  # the plain text is the same intro plus a numbered list
+        elif isinstance(payload, Cart):
+            cart, text = payload.text(), ""  # the cart's text starts with its intro
+        elif payload is None and isinstance(custom, Mapping):
+            unknown = custom
         return cls(text=text, buttons=buttons, cards=cards, cart=cart,
                    image=links.absolute(message.get("image")), unknown=unknown)
 
@@ -187,14 +167,6 @@ class Reply:
         return not (self.plain_text or self.buttons or self.cards or self.image)
 
 
-def without_listed(text: str, product_ids: set[str]) -> str:
-    """The reply text without its product lines ('2. Name - ₹1,299 · Red · id 900002') for
-    products that also come as cards: the cards show them, with photos and buttons."""
-    kept = [line for line in text.split("\n")
-            if not ((match := LISTED_PRODUCT.match(line)) and match.group(1) in product_ids)]
-    return "\n".join(kept).strip()
-
-
 def _button(raw: object) -> Button | None:
     if not isinstance(raw, Mapping):
         return None
@@ -206,53 +178,12 @@ def _button(raw: object) -> Button | None:
     return Button(title=title, payload=payload or title, url=url)
 
 
-def read_cards(products: object, links: Links) -> tuple[Card, ...]:
-    """The product cards of a ``product_cards`` payload; malformed entries are skipped."""
-    if not isinstance(products, list):
-        return ()
-    cards = []
-    for raw in products[:MAX_CARDS]:
-        if not isinstance(raw, Mapping) or not raw.get("name"):
-            continue
-        product_id = str(raw.get("id") or "")
-        cards.append(Card(
-            position=len(cards) + 1, product_id=product_id,
-            name=str(raw.get("name")).strip(), brand=str(raw.get("brand") or "").strip(),
-            price=_number(raw.get("price")), final_price=_number(raw.get("final_price")),
-            discount_percent=_number(raw.get("discount_percent")),
-            image_url=links.absolute(raw.get("image_url")), url=links.product(product_id),
-        ))
-    return tuple(cards)
-
-
-def cart_text(payload: Mapping[str, Any]) -> str:
-    """A ``cart`` payload as text lines (every platform shows the cart as text)."""
-    lines = payload.get("lines") if isinstance(payload.get("lines"), list) else []
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not isinstance(line, Mapping):
-            continue
-        name = str(line.get("name") or line.get("product_name") or line.get("product_id") or "")
-        size = str(line.get("size") or "")
-        qty = _number(line.get("qty") if line.get("qty") is not None else line.get("quantity"))
-        amount = _number(line.get("line_total") if line.get("line_total") is not None
-                         else line.get("final_price"))
-        row = f"{number}. {name}"
-        if size:
-            row += f" (size {size})"
-        if qty and qty != 1:
-            row += f" x{qty:.0f}"
-        if amount is not None:
-            row += f" - {rupees(amount)}"
-        rows.append(row)
-    if not rows:
-        return "Your cart is empty."
-    total = _number(payload.get("total"))
-    savings = _number(payload.get("savings"))
-    if total is not None:
-        saved = f" (you save {rupees(savings)})" if savings else ""
-        rows.append(f"Total: {rupees(total)}{saved}")
-    return "Your cart:\n" + "\n".join(rows)
+def read_cards(cards: ProductCards, links: Links) -> tuple[Card, ...]:
+    """The payload's product cards, numbered as the shopper sees them, with absolute URLs."""
+    return tuple(
+        Card(position=n, product=product, image_url=links.absolute(product.image_url),
+             url=links.product(product.id))
+        for n, product in enumerate(cards.products[:MAX_CARDS], start=1))
 
 
 def _card_text(card: Card) -> str:

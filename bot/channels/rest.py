@@ -12,6 +12,7 @@ and its proxy don't change. Two additions:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from asyncio import CancelledError
@@ -24,9 +25,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.config import ShopEnv
-from bot.channels.inbound import CHANNEL_PREFIXES
-from bot.channels.linking import LinkStore, valid_sender
+from shopcore.db import open_database
+from shopcore.ids import is_channel_sender, valid_id
+from shopcore.links import LinkStore
+from shopcore.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ class LinkingRestInput(RestInput):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> LinkingRestInput:
         return cls()
 
-    def __init__(self, shop: ShopEnv | None = None) -> None:
-        self.link_store = LinkStore((shop or ShopEnv.from_env()).shop_db)
+    def __init__(self, settings: Settings | None = None) -> None:
+        settings = settings or get_settings()
+        self.link_store = LinkStore(open_database(settings.shop_database_url))
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[None]]
@@ -60,21 +63,22 @@ class LinkingRestInput(RestInput):
                 return response.json({"error": 'send {"sender": "...", "message": "..."}'},
                                      status=400)
             sender, text = payload.get("sender"), payload.get("message")
-            if not valid_sender(sender) or not isinstance(text, str | type(None)):
+            if not valid_id(sender) or not isinstance(text, str | type(None)):
                 return response.json({"error": "sender must be a short id, message text"},
                                      status=400)
-            if sender.lower().startswith(CHANNEL_PREFIXES):
+            if is_channel_sender(sender):
                 logger.warning("rest refused sender id %r (another channel's)", sender[:40])
                 return response.json({"error": "that sender id belongs to another channel"},
                                      status=403)
-            answer = self.link_store.handle(sender, text)
+            answer = await asyncio.to_thread(self.link_store.handle, sender, text)
             if answer is not None:
                 return response.json([{"recipient_id": sender, "text": answer}])
             metadata = payload.get("metadata")
             collector = CollectingOutputChannel()
             try:
+                canonical = await asyncio.to_thread(self.link_store.canonical, sender)
                 await on_new_message(UserMessage(
-                    text, collector, self.link_store.canonical(sender),
+                    text, collector, canonical,
                     input_channel=payload.get("input_channel") or self.name(),
                     metadata=metadata if isinstance(metadata, dict) else None))
             except CancelledError:

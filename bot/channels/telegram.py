@@ -21,9 +21,10 @@ from sanic.request import Request
 from bot.channels.base import Parsed, Refused, ShopInput
 from bot.channels.config import host_of, parse_hosts
 from bot.channels.inbound import Incoming
-from bot.channels.photos import PhotoRejected, download, too_large
+from bot.channels.photos import download, too_large
 from bot.channels.render import Reply, telegram_calls
 from bot.channels.signatures import verify_telegram
+from shopcore.images import ImageRejected
 
 DEFAULT_API = "https://api.telegram.org"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -97,7 +98,8 @@ class TelegramInput(ShopInput):
         """The largest photo size within the byte limit (Telegram sends several)."""
         sizes = [s for s in message.get("photo") or [] if isinstance(s, dict) and s.get("file_id")]
         if sizes:
-            fitting = [s for s in sizes if (s.get("file_size") or 0) <= self.shop.max_upload_bytes]
+            limit = self.settings.max_upload_bytes
+            fitting = [s for s in sizes if (s.get("file_size") or 0) <= limit]
             chosen = max(fitting or sizes, key=lambda s: (s.get("width") or 0) *
                          (s.get("height") or 0))
             return str(chosen["file_id"])
@@ -112,12 +114,12 @@ class TelegramInput(ShopInput):
         result = (info or {}).get("result") or {}
         path = result.get("file_path")
         if not path:
-            raise PhotoRejected("download_failed", "I couldn't fetch that photo - "
+            raise ImageRejected("download_failed", "I couldn't fetch that photo - "
                                 "please send it again.")
-        if (result.get("file_size") or 0) > self.shop.max_upload_bytes:
-            raise too_large(self.shop.max_upload_bytes)
+        if (result.get("file_size") or 0) > self.settings.max_upload_bytes:
+            raise too_large(self.settings.max_upload_bytes)
         url = f"{self.api}/file/bot{self.token}/{path}"
-        return await download(self.session(), url, self.media_hosts, self.shop.max_upload_bytes)
+        return await download(self.session(), url, self.media_hosts, self.settings.max_upload_bytes)
 
     async def deliver(self, address: Any, reply: Reply, message: dict[str, Any]) -> None:
         for method, params in telegram_calls(reply, address):

@@ -70,7 +70,7 @@ class TwilioInput(ShopInput):
         media = self.photo_url(form)
         if media:
             incoming.photo = lambda: download(self.session(), media, self.media_hosts,
-                                              self.shop.max_upload_bytes, auth=self.auth)
+                                              self.settings.max_upload_bytes, auth=self.auth)
         elif not incoming.text.strip():
             return Parsed(answer=answer)
         return Parsed(answer=answer, messages=[incoming])

@@ -27,9 +27,9 @@ from sanic.request import Request
 
 from bot.channels.base import Parsed, Refused, ShopInput
 from bot.channels.inbound import Incoming
-from bot.channels.linking import valid_sender
 from bot.channels.render import Reply, webhook_message
 from bot.channels.signatures import sign_shopbot, verify_shopbot
+from shopcore.ids import valid_id
 
 
 class SignedWebhookInput(ShopInput):
@@ -61,7 +61,7 @@ class SignedWebhookInput(ShopInput):
         if not isinstance(payload, dict):
             raise Refused(400, 'send {"sender": "...", "message": "..."}')
         sender, text = payload.get("sender"), payload.get("message")
-        if not valid_sender(sender) or len(str(sender)) > 100 or not isinstance(text, str):
+        if not valid_id(sender) or len(str(sender)) > 100 or not isinstance(text, str):
             raise Refused(400, 'send {"sender": "<id, at most 100 characters>", '
                                '"message": "<text>"}')
         incoming = Incoming(sender=f"{self.PREFIX}{sender}", address=sender, text=text,

@@ -42,6 +42,8 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from shopcore.settings import PROJECT_ROOT, get_settings
+
 logger = logging.getLogger(__name__)
 
 
@@ -74,12 +76,11 @@ MAX_CHARS = 1000
 # The words carry the intent, so ids become "order number" (forms still see the raw text).
 ID_TOKEN = re.compile(r"\b[A-Za-z]{1,5}[-#]?\d{3,}\b|#\d{3,}\b")
 BATCH_SIZE = 64
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def app_python() -> str:
     """The app virtualenv's interpreter, which has ONNX Runtime, torch and the project."""
-    python = os.environ.get("SHOPBOT_APP_PYTHON") or str(PROJECT_ROOT / ".venv" / "bin" / "python")
+    python = str(get_settings().app_python)
     if not Path(python).is_file():
         raise RuntimeError(f"MiniLMSentenceFeaturizer needs the app virtualenv's Python at "
                            f"{python} (run `make setup`, or set SHOPBOT_APP_PYTHON)")

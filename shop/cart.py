@@ -8,28 +8,28 @@ the catalog (or a size no longer offered) is flagged instead of silently charged
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 
+from retrieval.cards import image_url
 from retrieval.catalog import Product
-from shopbot.orders import MAX_LINE_QTY
-from shopbot.shopdb import SQLiteStore, from_db, now_utc, rupees, short, to_db, valid_id
+from shop.rules import MAX_CART_LINES, MAX_LINE_QTY
+from shop.sizes import normalise_size, size_text
+from shopcore.db import Database, cart_lines, now_utc
+from shopcore.ids import short, valid_id
+from shopcore.payloads import Cart
+from shopcore.payloads import CartLine as CartPayloadLine
 
 logger = logging.getLogger(__name__)
 
-MAX_CART_LINES = 30
-SIZE_WORDS = {
-    "extra small": "XS", "x small": "XS", "small": "S", "medium": "M", "large": "L",
-    "extra large": "XL", "x large": "XL", "double xl": "XXL", "2xl": "XXL", "xx large": "XXL",
-    "extra extra large": "XXL", "3xl": "XXXL", "one size": "Onesize", "free size": "Onesize",
-}
-
 ProductLookup = Callable[[str], Product | None]
+_lines_table = cart_lines
 
 
 class CartCode(StrEnum):
@@ -65,45 +65,16 @@ class CartOutcome:
         return self.code is CartCode.OK
 
 
-def size_text(size: str) -> str:
-    return f"size {size}" if size and size.lower() != "onesize" else "one size"
-
-
 def _size_part(product: Product, size: str) -> str:
     """', size M' for products sold in several sizes; nothing for one-size things."""
     return f", {size_text(size)}" if size and len(product.sizes) > 1 else ""
 
 
-def _size_key(size: str) -> str:
-    return re.sub(r"[^a-z0-9.]", "", size.lower()).removesuffix(".0")
-
-
-def normalise_size(text: object, sizes: Iterable[str]) -> str | None:
-    """The catalog size the shopper meant ("m", "Medium", "size 9", "UK 9", "2-3y"), or None."""
-    if not isinstance(text, str) or len(text) > 40:
-        return None
-    wanted = " ".join(re.sub(r"[^a-z0-9.-]+", " ", text.lower()).split())
-    wanted = re.sub(r"^(?:size|uk|us|eu|in)\s+", "", wanted)
-    wanted = SIZE_WORDS.get(wanted, wanted)
-    return {_size_key(s): s for s in sizes}.get(_size_key(wanted))
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cart_lines (
-    sender_id TEXT NOT NULL,
-    product_id TEXT NOT NULL,
-    size TEXT NOT NULL DEFAULT '',
-    qty INTEGER NOT NULL CHECK (qty > 0),
-    added_at TEXT NOT NULL,
-    PRIMARY KEY (sender_id, product_id, size)
-);
-"""
-
-
-class CartStore(SQLiteStore):
+class CartStore:
     """Cart lines per shopper; adding the same product and size again adds to its quantity."""
 
-    SCHEMA = _SCHEMA
+    def __init__(self, database: Database) -> None:
+        self.db = database
 
     def add(
         self, sender_id: str, product: Product | None, size: str | None = None, qty: int = 1,
@@ -134,11 +105,10 @@ class CartStore(SQLiteStore):
                     return self._refuse(
                         sender_id, CartCode.BAD_SIZE,
                         f"{product.name} doesn't come in size {shown}. Available: {listed}.")
-        with self._write() as db:
-            row = db.execute(
-                "SELECT qty FROM cart_lines WHERE sender_id = ? AND product_id = ? AND size = ?",
-                (sender_id, product.id, chosen)).fetchone()
-            have = row["qty"] if row else 0
+        line = ((_lines_table.c.sender_id == sender_id) & (_lines_table.c.product_id == product.id)
+                & (_lines_table.c.size == chosen))
+        with self.db.write(sender_id) as conn:
+            have = conn.execute(select(_lines_table.c.qty).where(line)).scalar() or 0
             if have + qty > MAX_LINE_QTY:
                 room = MAX_LINE_QTY - have
                 more = f"I can add up to {room} more" if room else "I can't add more"
@@ -146,20 +116,22 @@ class CartStore(SQLiteStore):
                     sender_id, CartCode.QTY_LIMIT,
                     f"You can have at most {MAX_LINE_QTY} of one item; you already have {have} "
                     f"of {product.name} ({size_text(chosen)}), so {more}.")
-            if row is None:
-                count = db.execute("SELECT COUNT(*) FROM cart_lines WHERE sender_id = ?",
-                                   (sender_id,)).fetchone()[0]
+            if have:
+                conn.execute(update(_lines_table).where(line).values(qty=have + qty))
+            else:
+                count = conn.execute(select(func.count()).select_from(_lines_table)
+                                     .where(_lines_table.c.sender_id == sender_id)).scalar_one()
                 if count >= MAX_CART_LINES:
                     return self._refuse(
                         sender_id, CartCode.CART_FULL,
                         f"Your cart already has {MAX_CART_LINES} different items; please "
                         "remove something or check out first.")
-            db.execute(
-                "INSERT INTO cart_lines (sender_id, product_id, size, qty, added_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender_id, product_id, size) "
-                "DO UPDATE SET qty = qty + excluded.qty",
-                (sender_id, product.id, chosen, qty, to_db(now or now_utc())))
-            lines = self._lines(db, sender_id)
+                last = conn.execute(select(func.max(_lines_table.c.position))
+                                    .where(_lines_table.c.sender_id == sender_id)).scalar()
+                conn.execute(insert(_lines_table).values(
+                    sender_id=sender_id, product_id=product.id, size=chosen, qty=qty,
+                    added_at=now or now_utc(), position=(last or 0) + 1))
+            lines = _lines(conn, sender_id)
         total = have + qty
         if have:
             what = f"You now have {total} of them."
@@ -177,52 +149,56 @@ class CartStore(SQLiteStore):
         if qty is not None and (not isinstance(qty, int) or qty <= 0):
             return self._refuse(sender_id, CartCode.INVALID_INPUT,
                                 "Please say how many to remove (1 or more).")
-        with self._write() as db:
-            rows = db.execute("SELECT size, qty FROM cart_lines WHERE sender_id = ? "
-                              "AND product_id = ?", (sender_id, product_id)).fetchall()
-            sizes = [r["size"] for r in rows]
+        of_product = ((_lines_table.c.sender_id == sender_id)
+                      & (_lines_table.c.product_id == product_id))
+        with self.db.write(sender_id) as conn:
+            rows = conn.execute(select(_lines_table.c.size, _lines_table.c.qty)
+                                .where(of_product)).all()
+            sizes = [r.size for r in rows]
             if size is not None and str(size).strip() and any(sizes):
                 sizes = [s for s in sizes if s == (normalise_size(size, sizes) or None)]
             if not sizes:
                 return self._refuse(sender_id, CartCode.NOT_IN_CART, "That isn't in your cart.")
+            held = {r.size: r.qty for r in rows}
             for s in sizes:
-                if qty is None:
-                    db.execute("DELETE FROM cart_lines WHERE sender_id = ? AND product_id = ? "
-                               "AND size = ?", (sender_id, product_id, s))
+                one = of_product & (_lines_table.c.size == s)
+                if qty is None or held[s] <= qty:
+                    conn.execute(delete(_lines_table).where(one))
                 else:
-                    db.execute("UPDATE cart_lines SET qty = qty - ? WHERE sender_id = ? "
-                               "AND product_id = ? AND size = ?", (qty, sender_id, product_id, s))
-                    db.execute("DELETE FROM cart_lines WHERE sender_id = ? AND product_id = ? "
-                               "AND size = ? AND qty <= 0", (sender_id, product_id, s))
-            lines = self._lines(db, sender_id)
+                    conn.execute(update(_lines_table).where(one).values(qty=held[s] - qty))
+            lines = _lines(conn, sender_id)
         return CartOutcome(CartCode.OK, f"Removed. {len(lines)} item"
                            f"{'s' if len(lines) != 1 else ''} left in your cart.", lines)
 
     def lines(self, sender_id: str) -> list[CartLine]:
         if not valid_id(sender_id):
             return []
-        with self._read() as db:
-            return self._lines(db, sender_id)
+        with self.db.read() as conn:
+            return _lines(conn, sender_id)
 
-    def clear(self, sender_id: str) -> int:
-        """Empty the cart (after checkout, or "forget me"); returns lines removed."""
+    def clear(self, sender_id: str, conn: Connection | None = None) -> int:
+        """Empty the cart (after checkout, or "forget me"); returns lines removed.
+
+        With ``conn`` it runs inside the caller's transaction (checkout)."""
         if not valid_id(sender_id):
             return 0
-        with self._write() as db:
-            return db.execute("DELETE FROM cart_lines WHERE sender_id = ?",
-                              (sender_id,)).rowcount
-
-    @staticmethod
-    def _lines(db, sender_id: str) -> list[CartLine]:  # noqa: ANN001 - sqlite3.Connection
-        rows = db.execute("SELECT product_id, size, qty, added_at FROM cart_lines "
-                          "WHERE sender_id = ? ORDER BY added_at, rowid", (sender_id,))
-        return [CartLine(product_id=r["product_id"], size=r["size"], qty=r["qty"],
-                         added_at=from_db(r["added_at"])) for r in rows]
+        statement = delete(_lines_table).where(_lines_table.c.sender_id == sender_id)
+        if conn is not None:
+            return conn.execute(statement).rowcount
+        with self.db.write(sender_id) as own:
+            return own.execute(statement).rowcount
 
     @staticmethod
     def _refuse(sender_id: object, code: CartCode, message: str) -> CartOutcome:
         logger.info("cart change refused for %s: %s", short(sender_id), code)
         return CartOutcome(code, message)
+
+
+def _lines(conn: Connection, sender_id: str) -> list[CartLine]:
+    rows = conn.execute(select(_lines_table).where(_lines_table.c.sender_id == sender_id)
+                        .order_by(_lines_table.c.position))
+    return [CartLine(product_id=r.product_id, size=r.size, qty=r.qty, added_at=r.added_at)
+            for r in rows]
 
 
 class PricedLine(BaseModel):
@@ -305,25 +281,18 @@ class CartSummary:
     def savings(self) -> float:
         return round(self.list_total - self.subtotal, 2)
 
+    def payload(self, intro: str = "", shipping_fee: float | None = None) -> Cart:
+        """The cart as a reply payload (its ``text()`` is the chat text); with
+        ``shipping_fee`` it ends with the amount to pay."""
+        lines = tuple(
+            CartPayloadLine(id=line.product_id, name=line.name, qty=line.qty,
+                            unit_price=line.unit_price, line_total=round(line.line_total, 2),
+                            size=line.size if len(line.product.sizes) > 1 else "",
+                            image_url=image_url(line.product), saving=round(line.line_savings, 2))
+            for line in self.lines)
+        flagged = tuple(f"{f.line.product_id} ({f.reason})" for f in self.flagged)
+        return Cart(lines=lines, total=self.subtotal, savings=self.savings,
+                    shipping_fee=shipping_fee, flagged=flagged, intro=intro)
+
     def text(self, shipping_fee: float | None = None) -> str:
-        """The cart as chat text; with ``shipping_fee`` it ends with the amount to pay."""
-        if self.is_empty and not self.flagged:
-            return "Your cart is empty."
-        out = []
-        if self.lines:
-            noun = "item" if self.item_count == 1 else "items"
-            out.append(f"Your cart ({self.item_count} {noun}):")
-            for n, line in enumerate(self.lines, start=1):
-                size = _size_part(line.product, line.size)
-                saving = f" (you save {rupees(line.line_savings)})" if line.line_savings else ""
-                out.append(f"{n}. {line.name}{size} × {line.qty} - {rupees(line.line_total)}"
-                           f"{saving}")
-            saved = f" (you save {rupees(self.savings)})" if self.savings else ""
-            out.append(f"Items: {rupees(self.subtotal)}{saved}")
-            if shipping_fee is not None:
-                out.append(f"Delivery: {rupees(shipping_fee) if shipping_fee else 'free'}")
-                out.append(f"To pay: {rupees(self.subtotal + shipping_fee)}")
-        if self.flagged:
-            out.append("Not counted: " + "; ".join(
-                f"{f.line.product_id} ({f.reason})" for f in self.flagged))
-        return "\n".join(out)
+        return self.payload(shipping_fee=shipping_fee).text()

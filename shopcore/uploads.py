@@ -1,17 +1,17 @@
-"""Shopper photo uploads on disk: validated, re-encoded, stored under random names.
+"""Shopper photos on disk: validated, re-encoded, stored under random names.
 
-The web server saves an upload and hands the bot only its *ref* (``<32 hex>.jpg``); the
-action server resolves the ref in the same folder. Nothing the client sent is kept as is:
-the picture is decoded with ``retrieval.images.load_image`` (which refuses empty, oversized,
-truncated, non-image and decompression-bomb files) and re-encoded as a JPEG of at most
-``STORED_SIDE`` pixels a side, so EXIF data (GPS position) and anything smuggled after the
-image data are dropped, and a ref can never name a file the shopper chose.
+The web server (widget uploads) and the messaging channels (photos fetched from a platform)
+save a photo here and hand the bot only its *ref* (``<32 hex>.jpg``); the action server
+resolves the ref in the same folder. Nothing the client sent is kept as is: the picture is
+decoded by :func:`shopcore.images.load_image` (which refuses empty, oversized, truncated,
+non-image and decompression-bomb files) and re-encoded as a JPEG of at most ``STORED_SIDE``
+pixels a side, so EXIF data (GPS position) and anything smuggled after the image data are
+dropped, and a ref can never name a file the shopper chose.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import re
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from retrieval.images import ImageRejected, load_image
+from shopcore.images import load_image
+from shopcore.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,17 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"})
 STORED_SIDE = 1024  # the classifier looks at 224 px; 1024 keeps detail for a person to see
 JPEG_QUALITY = 90
 MAX_AGE_S = 24 * 3600  # uploads are used right after they arrive; a day is plenty
+PHOTO_MESSAGE = "/photo_upload"  # the intent a photo turns into; the ref rides in metadata
+
+
+def photo_metadata(ref: str, caption: str) -> dict[str, dict[str, str]]:
+    """The message metadata ``action_photo_search`` reads: the ref and what was typed."""
+    return {"upload": {"ref": ref, "text": caption[:500]}}
+
+
+def too_large_message(max_bytes: int) -> str:
+    return (f"That photo is too large (the limit is {max_bytes / (1024 * 1024):.0f} MB) - "
+            "please send a smaller one.")
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,11 @@ class UploadStore:
     max_bytes: int
     max_pixels: int
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadStore:
+        return cls(Path(settings.uploads_dir), settings.max_upload_bytes,  # type: ignore[arg-type]
+                   settings.max_image_pixels)
+
     def save(self, data: bytes) -> str:
         """Validate ``data`` as a photo, store it re-encoded, return its ref.
 
@@ -51,26 +68,20 @@ class UploadStore:
         a reader never sees half a file.
         """
         image = load_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels,
-                           decode_side=STORED_SIDE)
-        with Image.open(io.BytesIO(data)) as probe:  # header only: load_image accepts more
-            image_format = probe.format
-        if image_format not in ACCEPTED_FORMATS:
-            raise ImageRejected("unsupported_format", f"I can't use {image_format} pictures - "
-                                "please send a JPEG, PNG, WebP or GIF photo.")
+                           decode_side=STORED_SIDE, formats=ACCEPTED_FORMATS)
         image.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.LANCZOS)
         self.directory.mkdir(parents=True, exist_ok=True)
         ref = f"{secrets.token_hex(16)}.jpg"
-        final = self.directory / ref
         partial = self.directory / f".{ref}.part"
         try:
             image.save(partial, "JPEG", quality=JPEG_QUALITY, optimize=True)
-            os.replace(partial, final)
+            os.replace(partial, self.directory / ref)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
         return ref
 
-    def path(self, ref: str) -> Path | None:
+    def path(self, ref: object) -> Path | None:
         """The stored file for ``ref``; None for a malformed ref or one not (or no longer) here."""
         if not isinstance(ref, str) or not REF_PATTERN.match(ref):
             return None

@@ -1,53 +1,66 @@
 """`shopbot recsys train|eval`: train a sequential recommender and evaluate a saved one.
 
 Both read interactions from an Amazon-format ``.txt`` (``user item item ...``), a SQLite
-events table or an events CSV (``user_id, item_id, event_type, timestamp``). Progress bars
-go to stderr; the summary is a table on stderr, or one JSON line on stdout with ``--json``.
+events table or an events CSV (``user_id, item_id, event_type, timestamp``), or with
+``--events`` the shop's own interaction log in its database. Progress bars go to stderr; the
+summary is a table on stderr, or one JSON line on stdout with ``--json``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from shopbot.cli.common import VerboseOption, console, fail
+from shopcore.logs import setup_logging
+from shopcore.settings import get_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-app = typer.Typer(help="Sequential recommender: train and evaluate.", no_args_is_help=True)
-console = Console(stderr=True)
-
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "var" / "models" / "recsys"
+recsys_app = typer.Typer(help="Sequential recommender: train and evaluate.",
+                         no_args_is_help=True)
 
 DataArgument = Annotated[
-    Path, typer.Argument(help="Interactions: Amazon .txt, SQLite events (.db) or events .csv.")
+    Path | None, typer.Argument(help="Interactions: Amazon .txt, SQLite events (.db) or "
+                                "events .csv; leave out with --events.")
 ]
+FromShopOption = Annotated[bool, typer.Option(
+    "--events", help="Use the shop's own interaction log (the configured database).")]
 EventTypes = Annotated[
     list[str] | None,
     typer.Option("--event-type", help="Keep only these event types (repeatable)."),
 ]
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _load(data: Path | None, from_shop: bool, event_types: list[str] | None,  # noqa: ANN202
+          table: str):
+    """The interactions as sequences: a file, or the shop's own log (imports kept lazy)."""
+    from recsys.data import load_sequences, sequences_from_events
 
+    kinds = set(event_types) if event_types else None
+    if (data is None) == (not from_shop):
+        fail("give either a DATA file or --events")
+    if from_shop:
+        from shop.events import EventLog
+        from shopcore.db import open_database
 
-def _load(data: Path, event_types: list[str] | None, table: str):  # noqa: ANN202 - lazy import
-    from recsys.data import load_sequences
-
+        log = EventLog(open_database(get_settings().shop_database_url))
+        rows = ((e.sender_id, e.product_id, e.event_type, e.ts) for e in log.iter_events())
+        dataset = sequences_from_events(rows, kinds, name="shop-events")
+        if not dataset.sequences:
+            fail("the shop's interaction log has no events yet")
+        return dataset
+    assert data is not None
     try:
-        return load_sequences(data, event_types=set(event_types) if event_types else None,
-                              table=table)
+        return load_sequences(data, event_types=kinds, table=table)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc))
 
 
 def _report(title: str, rows: dict[str, object], as_json: bool) -> None:
@@ -63,9 +76,10 @@ def _report(title: str, rows: dict[str, object], as_json: bool) -> None:
     console.print(table)
 
 
-@app.command()
+@recsys_app.command()
 def train(
-    data: DataArgument,
+    data: DataArgument = None,
+    from_shop: FromShopOption = False,
     model: Annotated[str, typer.Option(
         help="popular, itemknn, sasrec or blend (SASRec + item-KNN, weight tuned on "
              "validation).")] = "blend",
@@ -95,10 +109,10 @@ def train(
     event_type: EventTypes = None,
     table: Annotated[str, typer.Option(help="SQLite events table.")] = "events",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Train on all but the last two items per user; early-stop on validation NDCG@10."""
-    _logging(verbose)
+    setup_logging(verbose)
     from recsys.artifacts import save_model
     from recsys.data import leave_one_out, load_item_attributes
     from recsys.evaluate import LeaveOneOutEvaluator
@@ -106,40 +120,36 @@ def train(
     from recsys.trainer import TrainConfig, build_and_train
 
     if model not in MODEL_CLASSES:
-        console.print(f"[red]error:[/red] unknown model {model!r}; one of "
-                      f"{', '.join(sorted(MODEL_CLASSES))}")
-        raise typer.Exit(2)
-    dataset = _load(data, event_type, table)
+        fail(f"unknown model {model!r}; one of {', '.join(sorted(MODEL_CLASSES))}")
+    dataset = _load(data, from_shop, event_type, table)
     split = leave_one_out(dataset)
     if not split.valid_targets:
-        console.print("[red]error:[/red] no user has 3 or more interactions to validate on")
-        raise typer.Exit(2)
+        fail("no user has 3 or more interactions to validate on")
     config: dict[str, object] = {}
     if model in ("sasrec", "blend"):
         config = {"hidden": hidden, "blocks": blocks, "heads": heads, "max_len": max_len,
                   "dropout": dropout, "negatives": negatives}
     item_attributes = None
-    sibling = data.with_name(f"{data.stem}_item2attributes.json")
+    sibling = data.with_name(f"{data.stem}_item2attributes.json") if data else None
     if no_attributes:
         attributes = None
-    elif attributes is None and model in ("sasrec", "blend") and sibling.is_file():
+    elif attributes is None and model in ("sasrec", "blend") and sibling and sibling.is_file():
         attributes = sibling
         console.print(f"fusing item attributes from {sibling}", style="dim")
     if attributes is not None:
         try:
             item_attributes = load_item_attributes(attributes, dataset.vocab)
         except (OSError, ValueError) as exc:
-            console.print(f"[red]error:[/red] attributes: {exc}")
-            raise typer.Exit(2) from exc
+            fail(f"attributes: {exc}")
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                eval_every=eval_every, time_budget_s=time_budget, seed=seed)
     started = time.perf_counter()
     trained, result = build_and_train(model, split, config, train_config, item_attributes)
     test = LeaveOneOutEvaluator(split.test_histories, split.test_targets, max_len=max_len,
                                 name="test")(trained)
-    path = out or DEFAULT_OUT_DIR / f"{dataset.name}-{model}.pt"
+    path = out or Path(get_settings().models_dir) / "recsys" / f"{dataset.name}-{model}.pt"
     save_model(trained, dataset.vocab, path, meta={
-        "data": str(data), "valid": result.best_valid, "test": test,
+        "data": str(data) if data else "shop events", "valid": result.best_valid, "test": test,
         "train": train_config.as_dict(), "epochs": result.epochs_run,
     })
     _report(f"trained {model} on {dataset.name}", {
@@ -150,31 +160,30 @@ def train(
     }, as_json)
 
 
-@app.command("eval")
+@recsys_app.command("eval")
 def evaluate(
     model_file: Annotated[Path, typer.Argument(help="A file written by `shopbot recsys train`.")],
-    data: DataArgument,
+    data: DataArgument = None,
+    from_shop: FromShopOption = False,
     split_name: Annotated[str, typer.Option("--split", help="test or valid.")] = "test",
     event_type: EventTypes = None,
     table: Annotated[str, typer.Option(help="SQLite events table.")] = "events",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Leave-one-out HR@10 / NDCG@10 of a saved model, ranking against all items."""
-    _logging(verbose)
+    setup_logging(verbose)
     from recsys.artifacts import ArtifactError, load_model
     from recsys.data import leave_one_out, remap_dataset
     from recsys.evaluate import LeaveOneOutEvaluator
 
     if split_name not in {"test", "valid"}:
-        console.print("[red]error:[/red] --split must be test or valid")
-        raise typer.Exit(2)
+        fail("--split must be test or valid")
     try:
         trained = load_model(model_file)
     except ArtifactError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    dataset = remap_dataset(_load(data, event_type, table), trained.vocab)
+        fail(str(exc))
+    dataset = remap_dataset(_load(data, from_shop, event_type, table), trained.vocab)
     split = leave_one_out(dataset)
     histories = split.test_histories if split_name == "test" else split.valid_histories
     targets = split.test_targets if split_name == "test" else split.valid_targets
@@ -188,6 +197,3 @@ def evaluate(
         "targets_unknown_to_model": unknown,
     }, as_json)
 
-
-if __name__ == "__main__":
-    app()

@@ -9,7 +9,6 @@ score], ...]}`` (plus ``colour_score``, ``source``, ``confident``); an unusable 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,23 +18,21 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from shopbot.cli.common import (
+    StoreOption,
+    VerboseOption,
+    console,
+    fail,
+    open_store,
+    store_for,
+)
+from shopcore.logs import setup_logging
+from shopcore.settings import get_settings
+
 images_app = typer.Typer(help="Product photos: train the category head, index photos.",
                          no_args_is_help=True)
-console = Console(stderr=True)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CLASSIFY_BATCH = 16
-
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="Product store folder (default: as `shopbot ingest` picks)."),
-]
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
 
 
 def _products(catalog: Path | None, store_dir: Path):  # noqa: ANN202 - lazy heavy imports
@@ -45,9 +42,7 @@ def _products(catalog: Path | None, store_dir: Path):  # noqa: ANN202 - lazy hea
 
         products, _report = load_catalog(catalog)
         return products
-    from shopbot.cli import _open_store
-
-    products, _vectors = _open_store(store_dir).all_products()
+    products, _vectors = open_store(store_dir).all_products()
     return products
 
 
@@ -70,27 +65,24 @@ def train(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Feature cache folder (default: var/images).")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Train the photo category head (article type, colour) on the catalog's own photos.
 
     Features of every framing are cached under var/images, so retraining is quick.
     """
-    _logging(verbose)
-    from retrieval.images import TrainingData, photo_features, train_head, training_steps
-    from shopbot.cli import _store_for
+    setup_logging(verbose)
+    from retrieval.images.features import photo_features
+    from retrieval.images.head import TrainingData, train_head, training_steps
 
-    store_dir = _store_for(catalog, store)
+    store_dir = store_for(catalog, store)
     try:
         products = {p.id: p for p in _products(catalog, store_dir)}
         photos = _photos(images, set(products))
     except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc))
     if not photos:
-        console.print(f"[red]error:[/red] no photos in {images} match a product "
-                      f"({len(products)} products known)")
-        raise typer.Exit(2)
+        fail(f"no photos in {images} match a product ({len(products)} products known)")
     with tqdm(total=len(photos), unit="photo", desc="encode", file=sys.stderr) as bar:
         features = photo_features(photos, views, cache_dir=cache, progress=bar.update)
     data = TrainingData.build(features, products)
@@ -116,19 +108,16 @@ def index(
         Path | None, typer.Option("--images", help="Photos folder (default: the store's).")
     ] = None,
     store: StoreOption = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Embed the store's product photos for visual similarity search (incremental)."""
-    _logging(verbose)
-    from retrieval.images import index_catalog_images
-    from shopbot.cli import _open_store
-    from shopbot.settings import get_settings
+    setup_logging(verbose)
+    from retrieval.images.index import index_catalog_images
 
-    store_obj = _open_store(store or get_settings().store_dir)
+    store_obj = open_store(store)
     images = images or store_obj.images_dir
     if images is None or not images.is_dir():
-        console.print("[red]error:[/red] no photos folder: pass --images DIR")
-        raise typer.Exit(2)
+        fail("no photos folder: pass --images DIR")
     products, _vectors = store_obj.all_products()
     with tqdm(total=len(products), unit="product", desc="photos", file=sys.stderr) as bar:
         encoded = index_catalog_images(store_obj, products, images, progress=bar.update,
@@ -147,11 +136,11 @@ def classify(
     max_mb: Annotated[float, typer.Option("--max-mb", help="Refuse larger files.")] = 20.0,
 ) -> None:
     """Say what each photo shows: article type, colour, score and the top guesses."""
-    _logging(False)
-    from retrieval.images import ImageClassifier, ImageRejected, load_image
-    from shopbot.settings import get_settings
+    setup_logging(False)
+    from retrieval.images.classifier import ImageClassifier
+    from shopcore.images import ImageRejected, load_image
 
-    classifier = ImageClassifier.load(store or get_settings().store_dir)
+    classifier = ImageClassifier.load(store or get_settings().store_path)
     max_bytes = int(max_mb * 1024 * 1024)
     rows: list[dict[str, object]] = []
     for start in range(0, len(paths), CLASSIFY_BATCH):
@@ -184,9 +173,3 @@ def classify(
     if rows and all("error" in row for row in rows):
         raise typer.Exit(1)
 
-
-if __name__ == "__main__":
-    app = typer.Typer()
-    app.add_typer(images_app, name="images")
-    app.command()(classify)
-    app()

@@ -8,31 +8,22 @@ their open ticket back (with the fresher transcript) instead of a pile of duplic
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
-from shopbot.shopdb import (
-    BadInput,
-    SQLiteStore,
-    as_utc,
-    clean_text,
-    clip,
-    from_db,
-    now_utc,
-    short,
-    to_db,
-    valid_id,
-)
+from shopcore.db import Database, as_utc, now_utc, tickets
+from shopcore.ids import short, valid_id
+from shopcore.text import BadInput, clean_text, clip
 
 logger = logging.getLogger(__name__)
 
@@ -116,33 +107,15 @@ def _timestamp(value: Any) -> float | None:
     return None
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tickets (
-    ticket_id TEXT PRIMARY KEY,
-    sender_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    intent TEXT NOT NULL DEFAULT '',
-    transcript TEXT NOT NULL,
-    turns_dropped INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tickets_by_sender ON tickets (sender_id, created_at);
-"""
-
-
-class TicketStore(SQLiteStore):
+class TicketStore:
     """Handoff tickets per shopper, for the support team to pick up."""
 
-    SCHEMA = _SCHEMA
-
     def __init__(
-        self, path: Path | str, *, contact_hours: str = "",
+        self, database: Database, *, contact_hours: str = "",
         response_time: str = DEFAULT_RESPONSE_TIME,
     ) -> None:
         """``contact_hours``: the policy's ``contact.hours``, quoted in "what happens next"."""
-        super().__init__(path)
+        self.db = database
         self.contact_hours = contact_hours
         self.response_time = response_time
 
@@ -163,20 +136,22 @@ class TicketStore(SQLiteStore):
         why = clip(why, MAX_REASON_CHARS)
         intent = clip(intent, 80) if isinstance(intent, str) and intent.isprintable() else ""
         turns, dropped = clean_transcript(transcript)
-        body = json.dumps([t.model_dump() for t in turns], ensure_ascii=False)
-        with self._write() as db:
-            recent = db.execute(
-                "SELECT ticket_id FROM tickets WHERE sender_id = ? AND status = ? "
-                "AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
-                (sender_id, TicketStatus.OPEN.value, to_db(now - REUSE_WITHIN))).fetchone()
+        body = [t.model_dump() for t in turns]
+        with self.db.write(sender_id) as conn:
+            recent = conn.execute(
+                select(tickets.c.ticket_id)
+                .where(tickets.c.sender_id == sender_id,
+                       tickets.c.status == TicketStatus.OPEN.value,
+                       tickets.c.created_at >= now - REUSE_WITHIN)
+                .order_by(tickets.c.created_at.desc()).limit(1)).first()
             if recent:
-                ticket_id = recent["ticket_id"]
-                db.execute("UPDATE tickets SET reason = ?, intent = ?, transcript = ?, "
-                           "turns_dropped = ?, updated_at = ? WHERE ticket_id = ?",
-                           (why, intent, body, dropped, to_db(now), ticket_id))
+                ticket_id = recent.ticket_id
+                conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
+                    reason=why, intent=intent, transcript=body, turns_dropped=dropped,
+                    updated_at=now))
             else:
-                ticket_id = self._insert(db, sender_id, why, intent, body, dropped, now)
-            ticket = self._get(db, "ticket_id = ?", (ticket_id,))[0]
+                ticket_id = _insert(conn, sender_id, why, intent, body, dropped, now)
+            ticket = _get(conn, tickets.c.ticket_id == ticket_id)[0]
         logger.info("handoff ticket %s for %s (%s)", ticket_id, short(sender_id),
                     "refreshed" if recent else "new")
         return TicketOutcome(ticket, self.next_steps(ticket, reused=bool(recent)), bool(recent))
@@ -195,57 +170,54 @@ class TicketStore(SQLiteStore):
         """The shopper's tickets, newest first."""
         if not valid_id(sender_id):
             return []
-        with self._read() as db:
-            return self._get(db, "sender_id = ?", (sender_id,))
+        with self.db.read() as conn:
+            return _get(conn, tickets.c.sender_id == sender_id)
 
     def get(self, ticket_id: str) -> Ticket | None:
         """A ticket by id, for the support team (shoppers go through :meth:`for_sender`)."""
         if not valid_id(ticket_id):
             return None
-        with self._read() as db:
-            found = self._get(db, "ticket_id = ?", (ticket_id,))
+        with self.db.read() as conn:
+            found = _get(conn, tickets.c.ticket_id == ticket_id)
         return found[0] if found else None
 
     def close(self, ticket_id: str, *, now: datetime | None = None) -> bool:
-        with self._write() as db:
-            return db.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE ticket_id = ?",
-                              (TicketStatus.CLOSED.value, to_db(as_utc(now) or now_utc()),
-                               ticket_id)).rowcount == 1
+        with self.db.write(f"ticket {ticket_id}") as conn:
+            return conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
+                status=TicketStatus.CLOSED.value, updated_at=as_utc(now) or now_utc())
+            ).rowcount == 1
 
     def delete_for(self, sender_id: str) -> int:
         """Delete the shopper's tickets ("forget me"); returns how many."""
         if not valid_id(sender_id):
             return 0
-        with self._write() as db:
-            return db.execute("DELETE FROM tickets WHERE sender_id = ?", (sender_id,)).rowcount
+        with self.db.write(sender_id) as conn:
+            return conn.execute(delete(tickets).where(tickets.c.sender_id == sender_id)).rowcount
 
-    @staticmethod
-    def _insert(
-        db: sqlite3.Connection, sender_id: str, reason: str, intent: str, body: str,
-        dropped: int, now: datetime,
-    ) -> str:
-        for _attempt in range(20):
-            ticket_id = f"T-{secrets.token_hex(3).upper()}"
-            try:
-                db.execute(
-                    "INSERT INTO tickets (ticket_id, sender_id, reason, intent, transcript, "
-                    "turns_dropped, status, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (ticket_id, sender_id, reason, intent, body, dropped,
-                     TicketStatus.OPEN.value, to_db(now), to_db(now)))
-            except sqlite3.IntegrityError:
-                continue
-            return ticket_id
-        raise RuntimeError("could not draw a free ticket id")
 
-    @staticmethod
-    def _get(db: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Ticket]:
-        rows = db.execute(f"SELECT * FROM tickets WHERE {where} "
-                          "ORDER BY created_at DESC, rowid DESC", params).fetchall()
-        return [
-            Ticket(ticket_id=r["ticket_id"], sender_id=r["sender_id"], reason=r["reason"],
-                   intent=r["intent"], transcript=json.loads(r["transcript"]),
-                   turns_dropped=r["turns_dropped"], status=r["status"],
-                   created_at=from_db(r["created_at"]), updated_at=from_db(r["updated_at"]))
-            for r in rows
-        ]
+def _insert(
+    conn: Connection, sender_id: str, reason: str, intent: str, body: list[dict[str, Any]],
+    dropped: int, now: datetime,
+) -> str:
+    for _attempt in range(20):
+        ticket_id = f"T-{secrets.token_hex(3).upper()}"
+        if conn.execute(select(tickets.c.ticket_id)
+                        .where(tickets.c.ticket_id == ticket_id)).first():
+            continue
+        conn.execute(insert(tickets).values(
+            ticket_id=ticket_id, sender_id=sender_id, reason=reason, intent=intent,
+            transcript=body, turns_dropped=dropped, status=TicketStatus.OPEN.value,
+            created_at=now, updated_at=now))
+        return ticket_id
+    raise RuntimeError("could not draw a free ticket id")
+
+
+def _get(conn: Connection, where: ColumnElement[bool]) -> list[Ticket]:
+    rows = conn.execute(select(tickets).where(where)
+                        .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc()))
+    return [
+        Ticket(ticket_id=r.ticket_id, sender_id=r.sender_id, reason=r.reason, intent=r.intent,
+               transcript=r.transcript, turns_dropped=r.turns_dropped, status=r.status,
+               created_at=r.created_at, updated_at=r.updated_at)
+        for r in rows
+    ]

@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from recsys.events import EventLog
-from shopbot.cart import CartStore
-from shopbot.orders import OrderStore
-from shopbot.profile import ProfileStore
-from shopbot.shopdb import BUSY_TIMEOUT_S, short, valid_id
-from shopbot.tickets import TicketStore
+from sqlalchemy.exc import SQLAlchemyError
+
+from shop.cart import CartStore
+from shop.events import EventLog
+from shop.orders import OrderStore
+from shop.profile import ProfileStore
+from shop.tickets import TicketStore
+from shopcore.db import BUSY_TIMEOUT_S
+from shopcore.ids import short, valid_id
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,7 @@ PURGE_DELAY_S = 3.0
 
 
 class SenderLinks(Protocol):
-    """The channel-link store (``bot.channels.linking.LinkStore``; kept out of the imports
-    here so this module does not depend on the channels package)."""
+    """The channel-link store (:class:`shopcore.links.LinkStore`)."""
 
     def forget(self, sender: str) -> int: ...
 
@@ -127,14 +129,14 @@ def forget_shopper(
             continue
         try:
             deleted[name] = step(sender_id)
-        except (sqlite3.Error, OSError) as error:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as error:
             logger.error("forget %s for %s failed: %s", name, short(sender_id), error)
             failed[name] = str(error)
     anonymised = kept = 0
     if orders is not None:
         try:
             anonymised, kept = orders.anonymise(sender_id)
-        except (sqlite3.Error, OSError) as error:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as error:
             logger.error("forget orders for %s failed: %s", short(sender_id), error)
             failed["orders"] = str(error)
     logger.info("forgot %s: deleted %s, %d orders anonymised", short(sender_id), deleted,

@@ -1,70 +1,46 @@
 """The shop's orders: tracking, cancelling, returns and refunds, address changes, invoices.
 
-Order ids look like ``SB-123456`` (``SB-`` and six digits); :func:`parse_order_id` finds one
-in free text ("order sb 100234", "#SB-100234", "SB100234"). Every operation is asked *as a
-shopper* (``sender_id``) and answers an :class:`OrderOutcome` whose ``message`` the bot can
-say as it is. Another shopper's order and an order that does not exist give the same
-outcome, word for word, so an order id never tells anyone whose it is. Rules a shop sets
-(returns window, delivery fees) come from the policy file through :class:`OrderRules`.
-
-Demo data: :func:`seed_demo_orders` gives the senders in :data:`DEMO_SENDERS`
-(``demo-shopper``, ``demo-shopper-2``) orders in every interesting state, with ids
-``SB-1001xx`` for the first sender and ``SB-2001xx`` for the second.
+Every operation is asked *as a shopper* (``sender_id``) and answers an :class:`OrderOutcome`
+whose ``message`` the bot can say as it is. Another shopper's order and an order that does
+not exist give the same outcome, word for word, so an order id never tells anyone whose it
+is. Rules a shop sets (returns window, delivery fees) come from :class:`shop.rules.OrderRules`.
+Order ids (``SB-123456``) are parsed by :func:`shopcore.ids.parse_order_id`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import secrets
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
-from shopbot.shopdb import (
-    BadInput,
-    SQLiteStore,
-    as_utc,
-    clean_text,
-    clip,
-    day_text,
-    from_db,
-    now_utc,
-    rupees,
-    short,
-    to_db,
-    valid_id,
+from shop.rules import (
+    MAX_ADDRESS_CHARS,
+    MAX_LINE_QTY,
+    MAX_ORDER_LINES,
+    MAX_REASON_CHARS,
+    MIN_ADDRESS_CHARS,
+    OrderRules,
 )
-
-if TYPE_CHECKING:
-    from retrieval.catalog import Product
-    from retrieval.policy import ShopPolicy
+from shopcore import db as tables
+from shopcore.db import Database, as_utc, now_utc
+from shopcore.ids import ORDER_ID_HELP, parse_order_id, short, valid_id
+from shopcore.money import rupees
+from shopcore.payloads import Order as OrderPayload
+from shopcore.payloads import OrderLine
+from shopcore.text import BadInput, clean_text, clip, day_text
 
 logger = logging.getLogger(__name__)
 
-ORDER_ID_EXAMPLE = "SB-123456"
-ORDER_ID_HELP = (
-    f"Order numbers look like {ORDER_ID_EXAMPLE} (SB and six digits); you'll find yours in "
-    "the order confirmation email and under My Orders."
-)
-# "SB-100234", "sb 100234", "#SB100234", "SB:100234"; "#100234" and "order no. 100234" too.
-_ORDER_ID_PATTERNS = (
-    re.compile(r"(?<![a-z0-9])sb\s*[-_:#.]?\s*(\d{6})(?![\d])", re.IGNORECASE),
-    re.compile(r"(?<![\w])#\s*(\d{6})(?![\d])"),
-    re.compile(r"\border\b\s*(?:no\.?|num(?:ber)?|id)?\s*[:#]?\s*(\d{6})(?![\d])", re.IGNORECASE),
-)
-MAX_ORDER_LINES = 50
-MAX_LINE_QTY = 10
-MAX_ADDRESS_CHARS = 300
-MIN_ADDRESS_CHARS = 10
-MAX_REASON_CHARS = 500
 REMOVED_ADDRESS = "[removed at the shopper's request]"
 
 PAYMENT_METHODS: dict[str, str] = {
@@ -117,35 +93,6 @@ class OrderCode(StrEnum):
     NOT_RETURNABLE = "not_returnable"
     OUTSIDE_RETURN_WINDOW = "outside_return_window"
     INVALID_INPUT = "invalid_input"
-
-
-@dataclass(frozen=True)
-class OrderRules:
-    """The shop's rules orders follow; :meth:`from_policy` reads them from bot/policy.yml."""
-
-    returns_window_days: int = 30
-    refund_days: str = "5-7"
-    free_shipping_above: float = 999
-    shipping_fee: float = 79
-    delivery_days: int = 8
-    cod_limit: float = 10_000
-    cod_fee: float = 29
-
-    @classmethod
-    def from_policy(cls, policy: ShopPolicy) -> OrderRules:
-        days = [int(d) for d in re.findall(r"\d+", policy.shipping.standard_days_other)]
-        return cls(
-            returns_window_days=policy.returns.window_days,
-            refund_days=policy.returns.refund_days,
-            free_shipping_above=policy.shipping.free_above,
-            shipping_fee=policy.shipping.standard_fee,
-            delivery_days=max(days) if days else cls.delivery_days,
-            cod_limit=policy.payment.cod_limit,
-            cod_fee=policy.payment.cod_fee,
-        )
-
-    def shipping_for(self, subtotal: float) -> float:
-        return 0.0 if subtotal >= self.free_shipping_above else float(self.shipping_fee)
 
 
 class _Record(BaseModel):
@@ -250,6 +197,17 @@ class Order(_Record):
             text += " " + refund_text(refund)
         return text
 
+    def payload(self, text_summary: str = "") -> OrderPayload:
+        """The order as a reply's ``custom`` payload (see :mod:`shopcore.payloads`)."""
+        return OrderPayload(
+            order_id=self.order_id, status=self.status.value, total=self.total,
+            lines=tuple(OrderLine(id=i.product_id, name=i.name, qty=i.qty,
+                                  unit_price=i.unit_price, size=i.size) for i in self.items),
+            placed_on=self.placed_at.date().isoformat(),
+            expected_delivery=(self.expected_delivery.date().isoformat()
+                               if self.expected_delivery else ""),
+            text_summary=text_summary or self.status_text())
+
 
 def refund_text(refund: Refund) -> str:
     match refund.status:
@@ -284,25 +242,13 @@ class OrderOutcome:
 
 
 class PricedLine(Protocol):
-    """A cart line with its price decided (``cart.PricedLine`` has this shape)."""
+    """A cart line with its price decided (``shop.cart.PricedLine`` has this shape)."""
 
     product_id: str
     name: str
     size: str
     qty: int
     unit_price: float
-
-
-def parse_order_id(text: object) -> str | None:
-    """The first order id in free text, as ``SB-123456``; None when there is none."""
-    if not isinstance(text, str):
-        return None
-    text = text[:2000]
-    for pattern in _ORDER_ID_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return f"SB-{match.group(1)}"
-    return None
 
 
 def normalise_payment(value: object) -> str | None:
@@ -322,62 +268,16 @@ def clean_address(value: object) -> str:
     return address
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY,
-    sender_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    placed_at TEXT NOT NULL,
-    packed_at TEXT,
-    shipped_at TEXT,
-    expected_delivery TEXT,
-    delivered_at TEXT,
-    cancelled_at TEXT,
-    address TEXT NOT NULL,
-    payment_method TEXT NOT NULL,
-    subtotal REAL NOT NULL,
-    shipping_fee REAL NOT NULL,
-    cod_fee REAL NOT NULL DEFAULT 0,
-    total REAL NOT NULL,
-    invoice_number TEXT NOT NULL UNIQUE
-);
-CREATE INDEX IF NOT EXISTS orders_by_sender ON orders (sender_id, placed_at);
-CREATE TABLE IF NOT EXISTS order_items (
-    order_id TEXT NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
-    line_no INTEGER NOT NULL,
-    product_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    size TEXT NOT NULL DEFAULT '',
-    qty INTEGER NOT NULL CHECK (qty > 0),
-    unit_price REAL NOT NULL CHECK (unit_price >= 0),
-    returned_qty INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (order_id, line_no)
-);
-CREATE TABLE IF NOT EXISTS refunds (
-    refund_id TEXT PRIMARY KEY,
-    order_id TEXT NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    lines TEXT NOT NULL,
-    amount REAL NOT NULL,
-    requested_at TEXT NOT NULL,
-    approved_at TEXT,
-    refunded_at TEXT
-);
-CREATE INDEX IF NOT EXISTS refunds_by_order ON refunds (order_id);
-"""
 _DATE_COLUMNS = ("placed_at", "packed_at", "shipped_at", "expected_delivery", "delivered_at",
                  "cancelled_at")
+_orders, _items, _refunds = tables.orders, tables.order_items, tables.refunds
 
 
-class OrderStore(SQLiteStore):
-    """Orders, their items and refunds in SQLite; every read and change is per shopper."""
+class OrderStore:
+    """Orders, their items and refunds; every read and change is per shopper."""
 
-    SCHEMA = _SCHEMA
-
-    def __init__(self, path: Path | str, rules: OrderRules | None = None) -> None:
-        super().__init__(path)
+    def __init__(self, database: Database, rules: OrderRules | None = None) -> None:
+        self.db = database
         self.rules = rules or OrderRules()
 
     # -- reading ---------------------------------------------------------------------------
@@ -387,16 +287,16 @@ class OrderStore(SQLiteStore):
         wanted = parse_order_id(order_id)
         if wanted is None or not valid_id(sender_id):
             return None
-        with self._read() as db:
-            orders = self._load(db, "order_id = ? AND sender_id = ?", (wanted, sender_id))
-        return orders[0] if orders else None
+        with self.db.read() as conn:
+            found = _load(conn, (_orders.c.order_id == wanted) & (_orders.c.sender_id == sender_id))
+        return found[0] if found else None
 
     def orders_of(self, sender_id: str, limit: int = 20) -> list[Order]:
         """The shopper's orders, newest first."""
         if not valid_id(sender_id):
             return []
-        with self._read() as db:
-            return self._load(db, "sender_id = ?", (sender_id,), limit=limit)
+        with self.db.read() as conn:
+            return _load(conn, _orders.c.sender_id == sender_id, limit=limit)
 
     def track(self, sender_id: str, order_text: str) -> OrderOutcome:
         """Where an order is ("where is my order SB-100234?")."""
@@ -441,8 +341,8 @@ class OrderStore(SQLiteStore):
         form's confirmation question. A prepaid order gets an approved refund of its total.
         """
         now = as_utc(now) or now_utc()
-        with self._write() as db:
-            found = self._find(sender_id, order_text, "cancel", db)
+        with self.db.write(str(sender_id)) as conn:
+            found = self._find(sender_id, order_text, "cancel", conn)
             if isinstance(found, OrderOutcome):
                 return found
             order = found
@@ -454,15 +354,15 @@ class OrderStore(SQLiteStore):
             if dry_run:
                 return OrderOutcome(
                     OrderCode.OK, f"{order.headline()} can still be cancelled.", order)
-            db.execute("UPDATE orders SET status = ?, cancelled_at = ? WHERE order_id = ?",
-                       (OrderStatus.CANCELLED.value, to_db(now), order.order_id))
+            conn.execute(update(_orders).where(_orders.c.order_id == order.order_id)
+                         .values(status=OrderStatus.CANCELLED.value, cancelled_at=now))
             refund = None
             if order.payment_method != "cod":
                 lines = [RefundLine(product_id=i.product_id, name=i.name, size=i.size,
                                     qty=i.qty, amount=i.line_total) for i in order.items]
-                refund = self._add_refund(db, order, "cancellation", "order cancelled", lines,
-                                          order.total, RefundStatus.APPROVED, now)
-            order = self._load(db, "order_id = ?", (order.order_id,))[0]
+                refund = _add_refund(conn, order, "cancellation", "order cancelled", lines,
+                                     order.total, RefundStatus.APPROVED, now)
+            order = _reload(conn, order.order_id)
         if refund:
             money = (f"The refund of {rupees(refund.amount)} ({refund.refund_id}) goes back "
                      f"to your {order.payment_label} within {self.rules.refund_days} "
@@ -477,8 +377,8 @@ class OrderStore(SQLiteStore):
         dry_run: bool = False,
     ) -> OrderOutcome:
         """Change the delivery address; only possible before the order ships."""
-        with self._write() as db:
-            found = self._find(sender_id, order_text, "change address", db)
+        with self.db.write(str(sender_id)) as conn:
+            found = self._find(sender_id, order_text, "change address", conn)
             if isinstance(found, OrderOutcome):
                 return found
             order = found
@@ -494,9 +394,9 @@ class OrderStore(SQLiteStore):
             except BadInput as error:
                 logger.info("bad address from %s: %s", short(sender_id), error)
                 return OrderOutcome(OrderCode.INVALID_INPUT, str(error), order)
-            db.execute("UPDATE orders SET address = ? WHERE order_id = ?",
-                       (address, order.order_id))
-            order = self._load(db, "order_id = ?", (order.order_id,))[0]
+            conn.execute(update(_orders).where(_orders.c.order_id == order.order_id)
+                         .values(address=address))
+            order = _reload(conn, order.order_id)
         return OrderOutcome(
             OrderCode.OK, f"Done: {order.order_id} will be delivered to {address}.", order)
 
@@ -512,8 +412,8 @@ class OrderStore(SQLiteStore):
         ``dry_run`` only checks the order can be returned (before asking for the reason).
         """
         now = as_utc(now) or now_utc()
-        with self._write() as db:
-            found = self._find(sender_id, order_text, "return", db)
+        with self.db.write(str(sender_id)) as conn:
+            found = self._find(sender_id, order_text, "return", conn)
             if isinstance(found, OrderOutcome):
                 return found
             order = found
@@ -537,16 +437,17 @@ class OrderStore(SQLiteStore):
             lines = []
             for line_no, item in picked:
                 left = item.qty - item.returned_qty
-                db.execute("UPDATE order_items SET returned_qty = qty "
-                           "WHERE order_id = ? AND line_no = ?", (order.order_id, line_no))
+                conn.execute(update(_items).where((_items.c.order_id == order.order_id)
+                                                  & (_items.c.line_no == line_no))
+                             .values(returned_qty=_items.c.qty))
                 lines.append(RefundLine(product_id=item.product_id, name=item.name,
                                         size=item.size, qty=left, amount=left * item.unit_price))
             amount = sum(line.amount for line in lines)
-            refund = self._add_refund(db, order, "return", why, lines, amount,
-                                      RefundStatus.REQUESTED, now)
-            db.execute("UPDATE orders SET status = ? WHERE order_id = ?",
-                       (OrderStatus.RETURN_REQUESTED.value, order.order_id))
-            order = self._load(db, "order_id = ?", (order.order_id,))[0]
+            refund = _add_refund(conn, order, "return", why, lines, amount,
+                                 RefundStatus.REQUESTED, now)
+            conn.execute(update(_orders).where(_orders.c.order_id == order.order_id)
+                         .values(status=OrderStatus.RETURN_REQUESTED.value))
+            order = _reload(conn, order.order_id)
         noun = "item" if sum(x.qty for x in lines) == 1 else "items"
         return OrderOutcome(
             OrderCode.OK,
@@ -593,9 +494,9 @@ class OrderStore(SQLiteStore):
                 invoice_number=invoice_number(order_id, now),
             )
             try:
-                with self._write() as db:
-                    _insert_order(db, order)
-            except sqlite3.IntegrityError:
+                with self.db.write(sender_id) as conn:
+                    insert_order(conn, order)
+            except IntegrityError:
                 continue  # id already taken: draw another
             fees = f", delivery {rupees(shipping)}" if shipping else ", free delivery"
             fees += f", cash-on-delivery fee {rupees(cod_fee)}" if cod_fee else ""
@@ -616,19 +517,18 @@ class OrderStore(SQLiteStore):
         target = OrderStatus(status)
         stamp = {OrderStatus.PACKED: "packed_at", OrderStatus.SHIPPED: "shipped_at",
                  OrderStatus.DELIVERED: "delivered_at"}.get(target)
-        with self._write() as db:
-            orders = self._load(db, "order_id = ?", (parse_order_id(order_id),))
-            if not orders or target not in FULFILMENT or orders[0].status not in FULFILMENT:
+        with self.db.write(f"order {order_id}") as conn:
+            found = _load(conn, _orders.c.order_id == parse_order_id(order_id))
+            if not found or target not in FULFILMENT or found[0].status not in FULFILMENT:
                 return None
-            if FULFILMENT.index(target) <= FULFILMENT.index(orders[0].status):
+            if FULFILMENT.index(target) <= FULFILMENT.index(found[0].status):
                 return None
+            values: dict[str, Any] = {"status": target.value}
             if stamp:
-                db.execute(f"UPDATE orders SET status = ?, {stamp} = ? WHERE order_id = ?",
-                           (target.value, to_db(now), orders[0].order_id))
-            else:
-                db.execute("UPDATE orders SET status = ? WHERE order_id = ?",
-                           (target.value, orders[0].order_id))
-            return self._load(db, "order_id = ?", (orders[0].order_id,))[0]
+                values[stamp] = now
+            conn.execute(update(_orders).where(_orders.c.order_id == found[0].order_id)
+                         .values(**values))
+            return _reload(conn, found[0].order_id)
 
     def set_refund_status(
         self, refund_id: str, status: RefundStatus | str, *, now: datetime | None = None
@@ -636,28 +536,25 @@ class OrderStore(SQLiteStore):
         """Approve, pay or reject a refund; a fully paid-back return marks the order returned."""
         now = as_utc(now) or now_utc()
         target = RefundStatus(status)
-        with self._write() as db:
-            row = db.execute("SELECT order_id, kind FROM refunds WHERE refund_id = ?",
-                             (refund_id,)).fetchone()
+        with self.db.write(f"refund {refund_id}") as conn:
+            row = conn.execute(select(_refunds.c.order_id, _refunds.c.kind, _refunds.c.approved_at)
+                               .where(_refunds.c.refund_id == refund_id)).first()
             if row is None:
                 return None
+            values: dict[str, Any] = {"status": target.value}
             if target is RefundStatus.APPROVED:
-                db.execute("UPDATE refunds SET status = ?, approved_at = ? WHERE refund_id = ?",
-                           (target.value, to_db(now), refund_id))
+                values["approved_at"] = now
             elif target is RefundStatus.REFUNDED:
-                db.execute("UPDATE refunds SET status = ?, refunded_at = ?, "
-                           "approved_at = COALESCE(approved_at, ?) WHERE refund_id = ?",
-                           (target.value, to_db(now), to_db(now), refund_id))
-            else:
-                db.execute("UPDATE refunds SET status = ? WHERE refund_id = ?",
-                           (target.value, refund_id))
-            order = self._load(db, "order_id = ?", (row["order_id"],))[0]
+                values.update(refunded_at=now, approved_at=row.approved_at or now)
+            conn.execute(update(_refunds).where(_refunds.c.refund_id == refund_id)
+                         .values(**values))
+            order = _reload(conn, row.order_id)
             all_back = all(i.returned_qty >= i.qty for i in order.items)
-            if (row["kind"] == "return" and target is RefundStatus.REFUNDED and all_back
+            if (row.kind == "return" and target is RefundStatus.REFUNDED and all_back
                     and order.status is OrderStatus.RETURN_REQUESTED):
-                db.execute("UPDATE orders SET status = ? WHERE order_id = ?",
-                           (OrderStatus.RETURNED.value, order.order_id))
-                order = self._load(db, "order_id = ?", (order.order_id,))[0]
+                conn.execute(update(_orders).where(_orders.c.order_id == order.order_id)
+                             .values(status=OrderStatus.RETURNED.value))
+                order = _reload(conn, order.order_id)
         return next(r for r in order.refunds if r.refund_id == refund_id)
 
     def anonymise(self, sender_id: str) -> tuple[int, int]:
@@ -670,27 +567,29 @@ class OrderStore(SQLiteStore):
         """
         if not valid_id(sender_id):
             return 0, 0
-        with self._write() as db:
-            total = db.execute("SELECT COUNT(*) FROM orders WHERE sender_id = ?",
-                               (sender_id,)).fetchone()[0]
-            finished = [s.value for s in FINISHED]
-            marks = ",".join("?" for _ in finished)
-            db.execute(f"UPDATE orders SET address = ? WHERE sender_id = ? "
-                       f"AND status IN ({marks})", (REMOVED_ADDRESS, sender_id, *finished))
-            kept = db.execute(f"SELECT COUNT(*) FROM orders WHERE sender_id = ? "
-                              f"AND status NOT IN ({marks})", (sender_id, *finished)).fetchone()[0]
-            db.execute("UPDATE orders SET sender_id = 'forgotten:' || lower(hex(randomblob(8))) "
-                       "WHERE sender_id = ?", (sender_id,))
-        return total, kept
+        finished = [s.value for s in FINISHED]
+        with self.db.write(sender_id) as conn:
+            rows = conn.execute(select(_orders.c.order_id, _orders.c.status)
+                                .where(_orders.c.sender_id == sender_id)).all()
+            kept = 0
+            for order_id, status in rows:
+                values = {"sender_id": f"forgotten:{secrets.token_hex(8)}"}
+                if status in finished:
+                    values["address"] = REMOVED_ADDRESS
+                else:
+                    kept += 1
+                conn.execute(update(_orders).where(_orders.c.order_id == order_id)
+                             .values(**values))
+        return len(rows), kept
 
     def count(self) -> int:
-        with self._read() as db:
-            return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(_orders)).scalar_one()
 
     # -- internals -------------------------------------------------------------------------
 
     def _find(
-        self, sender_id: str, order_text: str, doing: str, db: sqlite3.Connection | None = None
+        self, sender_id: str, order_text: str, doing: str, conn: Connection | None = None
     ) -> Order | OrderOutcome:
         """The shopper's order named in ``order_text``, or the outcome that explains why not."""
         order_id = parse_order_id(order_text)
@@ -699,21 +598,21 @@ class OrderStore(SQLiteStore):
                         short(sender_id))
             return OrderOutcome(OrderCode.BAD_ORDER_ID,
                                 f"That doesn't look like an order number. {ORDER_ID_HELP}")
-        orders: list[Order] = []
+        found: list[Order] = []
         if valid_id(sender_id):
-            if db is None:
-                with self._read() as reader:
-                    orders = self._load(reader, "order_id = ? AND sender_id = ?",
-                                        (order_id, sender_id))
+            where = (_orders.c.order_id == order_id) & (_orders.c.sender_id == sender_id)
+            if conn is None:
+                with self.db.read() as reader:
+                    found = _load(reader, where)
             else:
-                orders = self._load(db, "order_id = ? AND sender_id = ?", (order_id, sender_id))
-        if not orders:
+                found = _load(conn, where)
+        if not found:
             logger.info("%s: order %s not found for %s", doing, order_id, short(sender_id))
             return OrderOutcome(
                 OrderCode.NOT_FOUND,
                 f"I couldn't find order {order_id} on your account. Please check the number: "
                 f"{ORDER_ID_HELP}")
-        return orders[0]
+        return found[0]
 
     def _return_deadline(self, order: Order) -> datetime | None:
         if order.delivered_at is None:
@@ -762,51 +661,6 @@ class OrderStore(SQLiteStore):
                     f"{window} days after delivery (on {day_text(deadline)}), so it can no "
                     "longer be returned. If something is faulty, our support team can help.")
         return None
-
-    def _add_refund(
-        self, db: sqlite3.Connection, order: Order, kind: str, reason: str,
-        lines: list[RefundLine], amount: float, status: RefundStatus, now: datetime,
-    ) -> Refund:
-        number = db.execute("SELECT COUNT(*) FROM refunds WHERE order_id = ?",
-                            (order.order_id,)).fetchone()[0] + 1
-        refund = Refund(
-            refund_id=f"RF-{order.order_id.removeprefix('SB-')}-{number}", order_id=order.order_id,
-            kind=kind, status=status, reason=reason, lines=lines, amount=round(amount, 2),
-            requested_at=now, approved_at=now if status is not RefundStatus.REQUESTED else None,
-            refunded_at=now if status is RefundStatus.REFUNDED else None,
-        )
-        _insert_refund(db, refund)
-        return refund
-
-    @staticmethod
-    def _load(
-        db: sqlite3.Connection, where: str, params: tuple[Any, ...], limit: int = 100
-    ) -> list[Order]:
-        rows = db.execute(f"SELECT * FROM orders WHERE {where} "
-                          "ORDER BY placed_at DESC, order_id DESC LIMIT ?",
-                          (*params, limit)).fetchall()
-        orders = []
-        for row in rows:
-            items = [
-                OrderItem(product_id=r["product_id"], name=r["name"], size=r["size"],
-                          qty=r["qty"], unit_price=r["unit_price"], returned_qty=r["returned_qty"])
-                for r in db.execute("SELECT * FROM order_items WHERE order_id = ? "
-                                    "ORDER BY line_no", (row["order_id"],))
-            ]
-            refunds = [
-                Refund(refund_id=r["refund_id"], order_id=r["order_id"], kind=r["kind"],
-                       status=r["status"], reason=r["reason"], lines=json.loads(r["lines"]),
-                       amount=r["amount"], requested_at=from_db(r["requested_at"]),
-                       approved_at=from_db(r["approved_at"]),
-                       refunded_at=from_db(r["refunded_at"]))
-                for r in db.execute("SELECT * FROM refunds WHERE order_id = ? "
-                                    "ORDER BY requested_at, refund_id", (row["order_id"],))
-            ]
-            fields = dict(row)
-            fields.update({c: from_db(row[c]) for c in _DATE_COLUMNS})
-            orders.append(Order(**fields, items=items, refunds=refunds))
-        return orders
-
 
 def _address_refusal(order: Order) -> str:
     if order.status in ON_THE_WAY:
@@ -889,163 +743,70 @@ def invoice_text(order: Order) -> str:
     lines += [f"Refund {r.refund_id}: {rupees(r.amount)}, {r.status.value}" for r in order.refunds]
     return "\n".join(lines)
 
+def _load(conn: Connection, where: ColumnElement[bool], limit: int = 100) -> list[Order]:
+    rows = conn.execute(select(_orders).where(where)
+                        .order_by(_orders.c.placed_at.desc(), _orders.c.order_id.desc())
+                        .limit(limit)).mappings().all()
+    found = []
+    for row in rows:
+        items = [
+            OrderItem(product_id=r.product_id, name=r.name, size=r.size, qty=r.qty,
+                      unit_price=r.unit_price, returned_qty=r.returned_qty)
+            for r in conn.execute(select(_items).where(_items.c.order_id == row["order_id"])
+                                  .order_by(_items.c.line_no))
+        ]
+        refunds = [
+            Refund(refund_id=r.refund_id, order_id=r.order_id, kind=r.kind, status=r.status,
+                   reason=r.reason, lines=r.lines, amount=r.amount, requested_at=r.requested_at,
+                   approved_at=r.approved_at, refunded_at=r.refunded_at)
+            for r in conn.execute(select(_refunds).where(_refunds.c.order_id == row["order_id"])
+                                  .order_by(_refunds.c.requested_at, _refunds.c.refund_id))
+        ]
+        found.append(Order(**dict(row), items=items, refunds=refunds))
+    return found
 
-def _insert_order(db: sqlite3.Connection, order: Order) -> None:
-    db.execute(
-        "INSERT INTO orders (order_id, sender_id, status, placed_at, packed_at, shipped_at, "
-        "expected_delivery, delivered_at, cancelled_at, address, payment_method, subtotal, "
-        "shipping_fee, cod_fee, total, invoice_number) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (order.order_id, order.sender_id, order.status.value,
-         *(to_db(getattr(order, c)) for c in _DATE_COLUMNS), order.address,
-         order.payment_method, order.subtotal, order.shipping_fee, order.cod_fee, order.total,
-         order.invoice_number),
+
+def _reload(conn: Connection, order_id: str) -> Order:
+    return _load(conn, _orders.c.order_id == order_id)[0]
+
+
+def _add_refund(
+    conn: Connection, order: Order, kind: str, reason: str, lines: list[RefundLine],
+    amount: float, status: RefundStatus, now: datetime,
+) -> Refund:
+    number = conn.execute(select(func.count()).select_from(_refunds)
+                          .where(_refunds.c.order_id == order.order_id)).scalar_one() + 1
+    refund = Refund(
+        refund_id=f"RF-{order.order_id.removeprefix('SB-')}-{number}", order_id=order.order_id,
+        kind=kind, status=status, reason=reason, lines=lines, amount=round(amount, 2),
+        requested_at=now, approved_at=now if status is not RefundStatus.REQUESTED else None,
+        refunded_at=now if status is RefundStatus.REFUNDED else None,
     )
-    db.executemany(
-        "INSERT INTO order_items (order_id, line_no, product_id, name, size, qty, unit_price, "
-        "returned_qty) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(order.order_id, n, i.product_id, i.name, i.size, i.qty, i.unit_price, i.returned_qty)
-         for n, i in enumerate(order.items, start=1)],
-    )
+    _insert_refund(conn, refund)
+    return refund
+
+
+def insert_order(conn: Connection, order: Order) -> None:
+    """Write a whole order (items and refunds too) inside the caller's transaction."""
+    conn.execute(insert(_orders).values(
+        order_id=order.order_id, sender_id=order.sender_id, status=order.status.value,
+        **{c: getattr(order, c) for c in _DATE_COLUMNS}, address=order.address,
+        payment_method=order.payment_method, subtotal=order.subtotal,
+        shipping_fee=order.shipping_fee, cod_fee=order.cod_fee, total=order.total,
+        invoice_number=order.invoice_number))
+    conn.execute(insert(_items), [
+        {"order_id": order.order_id, "line_no": n, "product_id": i.product_id, "name": i.name,
+         "size": i.size, "qty": i.qty, "unit_price": i.unit_price,
+         "returned_qty": i.returned_qty}
+        for n, i in enumerate(order.items, start=1)])
     for refund in order.refunds:
-        _insert_refund(db, refund)
+        _insert_refund(conn, refund)
 
 
-def _insert_refund(db: sqlite3.Connection, refund: Refund) -> None:
-    db.execute(
-        "INSERT INTO refunds (refund_id, order_id, kind, status, reason, lines, amount, "
-        "requested_at, approved_at, refunded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (refund.refund_id, refund.order_id, refund.kind, refund.status.value, refund.reason,
-         json.dumps([line.model_dump() for line in refund.lines], ensure_ascii=False),
-         refund.amount, to_db(refund.requested_at), to_db(refund.approved_at),
-         to_db(refund.refunded_at)),
-    )
-
-
-# -- demo data -------------------------------------------------------------------------------
-
-DEMO_SENDERS = ("demo-shopper", "demo-shopper-2")
-_DEMO_ADDRESSES = (
-    "Flat 12B, Lake View Apartments, 4th Cross, Indiranagar, Bengaluru 560038",
-    "221 Park Street, Kolkata 700016",
-    "7 Carter Road, Bandra West, Mumbai 400050",
-)
-
-
-@dataclass(frozen=True)
-class _DemoOrder:
-    """One seeded order: its state and its timeline in days before 'now'."""
-
-    suffix: int
-    status: OrderStatus
-    placed_days_ago: float
-    n_items: int
-    payment: str
-    delivered_after: float | None = None  # days after placing
-    refund: RefundStatus | None = None
-
-
-# Every state a shopper can ask about; the first sender gets all, the others a few.
-_DEMO_ORDERS = (
-    _DemoOrder(1, OrderStatus.PLACED, 0.2, 2, "upi"),
-    _DemoOrder(2, OrderStatus.PACKED, 1, 1, "cod"),
-    _DemoOrder(3, OrderStatus.SHIPPED, 3, 2, "card"),
-    _DemoOrder(4, OrderStatus.OUT_FOR_DELIVERY, 4, 1, "upi"),
-    _DemoOrder(5, OrderStatus.DELIVERED, 9, 3, "card", delivered_after=4),
-    _DemoOrder(6, OrderStatus.DELIVERED, 50, 1, "cod", delivered_after=4),
-    _DemoOrder(7, OrderStatus.CANCELLED, 20, 2, "upi", refund=RefundStatus.REFUNDED),
-    _DemoOrder(8, OrderStatus.RETURN_REQUESTED, 16, 2, "card", delivered_after=4,
-               refund=RefundStatus.APPROVED),
-    _DemoOrder(9, OrderStatus.RETURNED, 40, 1, "netbanking", delivered_after=4,
-               refund=RefundStatus.REFUNDED),
-)
-_OTHER_SENDER_ORDERS = (1, 3, 5)
-
-
-def _demo_order(
-    template: _DemoOrder, sender_index: int, sender_id: str, pool: list[Product],
-    now: datetime, rules: OrderRules,
-) -> Order:
-    order_id = f"SB-{sender_index + 1}001{template.suffix:02d}"
-    placed = (now - timedelta(days=template.placed_days_ago)).replace(microsecond=0)
-    items = []
-    for j in range(template.n_items):
-        product = pool[(sender_index * 31 + template.suffix * 7 + j * 13) % len(pool)]
-        size = product.sizes[len(product.sizes) // 2] if product.sizes else ""
-        items.append(OrderItem(product_id=product.id, name=product.name, size=size,
-                               qty=1 + (j == 1 and template.n_items == 2),
-                               unit_price=product.final_price))
-    status = template.status
-    progress = FULFILMENT.index(status) if status in FULFILMENT else len(FULFILMENT) - 1
-    if status is OrderStatus.CANCELLED:
-        progress = 0
-    delivered = (placed + timedelta(days=template.delivered_after)
-                 if template.delivered_after is not None else None)
-    subtotal = round(sum(i.line_total for i in items), 2)
-    shipping = rules.shipping_for(subtotal)
-    cod_fee = float(rules.cod_fee) if template.payment == "cod" else 0.0
-    refunds = []
-    if status in (OrderStatus.RETURN_REQUESTED, OrderStatus.RETURNED):
-        items = [i.model_copy(update={"returned_qty": i.qty}) for i in items]
-    if template.refund is not None:
-        kind = "cancellation" if status is OrderStatus.CANCELLED else "return"
-        asked = (placed + timedelta(hours=4) if delivered is None
-                 else delivered + timedelta(days=2))
-        amount = subtotal + shipping if kind == "cancellation" else subtotal
-        refunds.append(Refund(
-            refund_id=f"RF-{order_id.removeprefix('SB-')}-1", order_id=order_id, kind=kind,
-            status=template.refund,
-            reason="order cancelled" if kind == "cancellation" else "size too small",
-            lines=[RefundLine(product_id=i.product_id, name=i.name, size=i.size, qty=i.qty,
-                              amount=i.line_total) for i in items],
-            amount=amount, requested_at=asked, approved_at=asked + timedelta(days=1),
-            refunded_at=(asked + timedelta(days=5)
-                         if template.refund is RefundStatus.REFUNDED else None),
-        ))
-    return Order(
-        order_id=order_id, sender_id=sender_id, status=status, items=items, subtotal=subtotal,
-        shipping_fee=shipping, cod_fee=cod_fee, total=round(subtotal + shipping + cod_fee, 2),
-        placed_at=placed,
-        packed_at=placed + timedelta(hours=6) if progress >= 1 else None,
-        shipped_at=placed + timedelta(days=1) if progress >= 2 else None,
-        expected_delivery=placed + timedelta(days=5),
-        delivered_at=delivered,
-        cancelled_at=placed + timedelta(hours=3) if status is OrderStatus.CANCELLED else None,
-        address=_DEMO_ADDRESSES[sender_index % len(_DEMO_ADDRESSES)],
-        payment_method=template.payment, invoice_number=invoice_number(order_id, placed),
-        refunds=refunds,
-    )
-
-
-def seed_demo_orders(
-    store: OrderStore, products: Iterable[Product], *,
-    senders: Sequence[str] = DEMO_SENDERS, now: datetime | None = None, reset: bool = False,
-) -> int:
-    """Demo orders in every state for the demo senders, from real catalog products.
-
-    Deterministic (products sorted by id; dates relative to ``now``) and idempotent: an
-    order id that exists is left alone, so seeding twice adds nothing. ``reset`` rewrites
-    the demo orders with fresh dates (the "delivered 5 days ago" order ages otherwise).
-    Returns how many orders were created. At most 9 senders (ids SB-1001xx ... SB-9001xx).
-    """
-    pool = sorted((p for p in products if p.final_price > 0), key=lambda p: p.id)
-    if not pool:
-        logger.warning("no products to seed demo orders from")
-        return 0
-    now = as_utc(now) or now_utc()
-    created = 0
-    with store._write() as db:
-        for index, sender_id in enumerate(list(senders)[:9]):
-            templates = (_DEMO_ORDERS if index == 0 else
-                         [t for t in _DEMO_ORDERS if t.suffix in _OTHER_SENDER_ORDERS])
-            for template in templates:
-                order = _demo_order(template, index, sender_id, pool, now, store.rules)
-                if reset:
-                    db.execute("DELETE FROM orders WHERE order_id = ?", (order.order_id,))
-                elif db.execute("SELECT 1 FROM orders WHERE order_id = ?",
-                                (order.order_id,)).fetchone():
-                    continue
-                _insert_order(db, order)
-                created += 1
-    logger.info("seeded %d demo orders", created)
-    return created
+def _insert_refund(conn: Connection, refund: Refund) -> None:
+    conn.execute(insert(_refunds).values(
+        refund_id=refund.refund_id, order_id=refund.order_id, kind=refund.kind,
+        status=refund.status.value, reason=refund.reason,
+        lines=[line.model_dump() for line in refund.lines], amount=refund.amount,
+        requested_at=refund.requested_at, approved_at=refund.approved_at,
+        refunded_at=refund.refunded_at))

@@ -13,7 +13,8 @@ one-in-a-million guess, so wrong codes are limited per sender and across all sen
 worst block linking for a few minutes, never guess a code.
 
 Tables ``sender_links``, ``sender_link_codes`` and ``sender_link_failures`` live in the
-shop database (``SHOPBOT_SHOP_DB``); standard library only (both virtualenvs import it).
+shop database (:mod:`shopcore.db`): the Rasa-side channels map senders with it, the action
+server forgets links with it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from shopcore.db import Database
+from shopcore.db import sender_link_codes as codes
+from shopcore.db import sender_link_failures as failures
+from shopcore.db import sender_links as links
+from shopcore.ids import valid_id
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +41,6 @@ FAILURE_WINDOW_S = 3600
 MAX_FAILURES_PER_SENDER = 5  # per FAILURE_WINDOW_S
 GLOBAL_WINDOW_S = 600
 MAX_FAILURES_GLOBAL = 50  # per GLOBAL_WINDOW_S, all senders together
-MAX_SENDER_CHARS = 128
-BUSY_TIMEOUT_S = 10.0
 
 COMMAND = re.compile(
     r"^\s*/?(?P<verb>link|unlink)(?:@\w+)?(?:\s+(?P<code>\d{3}[\s-]?\d{3}))?\s*[.!]?\s*$",
@@ -57,25 +60,6 @@ UNLINKED = "This chat is no longer linked; it has its own cart and profile again
 UNLINKED_OTHERS = "Your other chats are no longer linked to this one."
 NOT_LINKED = "This chat isn't linked to another one."
 BAD_SENDER = "Sorry, I can't link this chat."
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sender_links (
-    alias TEXT PRIMARY KEY,
-    canonical TEXT NOT NULL,
-    linked_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sender_links_canonical ON sender_links (canonical);
-CREATE TABLE IF NOT EXISTS sender_link_codes (
-    code TEXT PRIMARY KEY,
-    sender TEXT NOT NULL UNIQUE,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sender_link_failures (
-    sender TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sender_link_failures_at ON sender_link_failures (at);
-"""
 
 
 @dataclass(frozen=True)
@@ -99,114 +83,80 @@ def parse_command(text: object) -> LinkCommand | None:
     return LinkCommand(verb, code)
 
 
-def valid_sender(sender: object) -> bool:
-    return isinstance(sender, str) and 0 < len(sender) <= MAX_SENDER_CHARS and sender.isprintable()
-
-
 class LinkStore:
-    """Link codes and sender aliases in SQLite (WAL; each write one IMMEDIATE transaction)."""
+    """Link codes and sender aliases in the shop database."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._lock, closing(self._connect()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def __init__(self, database: Database) -> None:
+        self.db = database
 
     def canonical(self, sender: str) -> str:
         """The id the bot knows this sender by: the linked chat's id, or the sender itself."""
-        if not valid_sender(sender):
+        if not valid_id(sender):
             return sender
-        with closing(self._connect()) as db:
-            row = db.execute("SELECT canonical FROM sender_links WHERE alias = ?",
-                             (sender,)).fetchone()
-        return row[0] if row else sender
+        with self.db.read() as conn:
+            return _canonical_in(conn, sender)
 
     def aliases(self, canonical: str) -> list[str]:
-        with closing(self._connect()) as db:
-            rows = db.execute("SELECT alias FROM sender_links WHERE canonical = ? ORDER BY alias",
-                              (canonical,)).fetchall()
-        return [row[0] for row in rows]
+        with self.db.read() as conn:
+            rows = conn.execute(select(links.c.alias).where(links.c.canonical == canonical)
+                                .order_by(links.c.alias))
+            return [row[0] for row in rows]
 
     def issue(self, sender: str, now: float | None = None) -> str:
         """A fresh code for ``sender`` (replacing its previous one)."""
         now = time.time() if now is None else now
-        with self._write() as db:
-            db.execute("DELETE FROM sender_link_codes WHERE expires_at < ? OR sender = ?",
-                       (now, sender))
+        with self.db.write(sender) as conn:
+            conn.execute(delete(codes).where(or_(codes.c.expires_at < now,
+                                                 codes.c.sender == sender)))
             while True:
                 code = f"{secrets.randbelow(1_000_000):06d}"
-                taken = db.execute("SELECT 1 FROM sender_link_codes WHERE code = ?",
-                                   (code,)).fetchone()
+                taken = conn.execute(select(codes.c.code).where(codes.c.code == code)).first()
                 if not taken:
                     break
-            db.execute("INSERT INTO sender_link_codes (code, sender, expires_at) VALUES (?, ?, ?)",
-                       (code, sender, now + CODE_TTL_S))
+            conn.execute(insert(codes).values(code=code, sender=sender,
+                                              expires_at=now + CODE_TTL_S))
         return code
 
     def redeem(self, sender: str, code: str, now: float | None = None) -> str:
         """Make ``sender`` an alias of the chat that got ``code``; the reply for the shopper."""
         now = time.time() if now is None else now
-        with self._write() as db:
-            db.execute("DELETE FROM sender_link_failures WHERE at < ?", (now - FAILURE_WINDOW_S,))
-            mine = db.execute("SELECT COUNT(*) FROM sender_link_failures WHERE sender = ? "
-                              "AND at >= ?", (sender, now - FAILURE_WINDOW_S)).fetchone()[0]
-            everyone = db.execute("SELECT COUNT(*) FROM sender_link_failures WHERE at >= ?",
-                                  (now - GLOBAL_WINDOW_S,)).fetchone()[0]
+        with self.db.write("link codes") as conn:
+            conn.execute(delete(failures).where(failures.c.at < now - FAILURE_WINDOW_S))
+            mine = conn.execute(select(func.count()).select_from(failures).where(
+                failures.c.sender == sender, failures.c.at >= now - FAILURE_WINDOW_S)).scalar()
+            everyone = conn.execute(select(func.count()).select_from(failures).where(
+                failures.c.at >= now - GLOBAL_WINDOW_S)).scalar()
             if mine >= MAX_FAILURES_PER_SENDER or everyone >= MAX_FAILURES_GLOBAL:
                 logger.warning("link attempt refused (rate limit) for %r", sender[:40])
                 return TOO_MANY
-            row = db.execute("SELECT sender FROM sender_link_codes WHERE code = ? AND "
-                             "expires_at >= ?", (code, now)).fetchone()
+            row = conn.execute(select(codes.c.sender).where(
+                codes.c.code == code, codes.c.expires_at >= now)).first()
             if row is None:
-                db.execute("INSERT INTO sender_link_failures (sender, at) VALUES (?, ?)",
-                           (sender, now))
+                conn.execute(insert(failures).values(sender=sender, at=now))
                 logger.info("wrong or expired link code from %r", sender[:40])
                 return WRONG_CODE
             issuer = row[0]
             if issuer == sender:
                 return OWN_CODE.format(code=code)
-            target = self._canonical_in(db, issuer)
-            if target == self._canonical_in(db, sender):
+            target = _canonical_in(conn, issuer)
+            if target == _canonical_in(conn, sender):
                 return ALREADY_LINKED
-            db.execute("DELETE FROM sender_link_codes WHERE code = ?", (code,))
-            db.execute("UPDATE sender_links SET canonical = ?, linked_at = ? WHERE canonical = ?",
-                       (target, now, sender))
-            db.execute("INSERT OR REPLACE INTO sender_links (alias, canonical, linked_at) "
-                       "VALUES (?, ?, ?)", (sender, target, now))
+            conn.execute(delete(codes).where(codes.c.code == code))
+            conn.execute(update(links).where(links.c.canonical == sender)
+                         .values(canonical=target, linked_at=now))
+            conn.execute(delete(links).where(links.c.alias == sender))
+            conn.execute(insert(links).values(alias=sender, canonical=target, linked_at=now))
         logger.info("linked %r to %r", sender[:40], target[:40])
         return LINKED
 
-    @staticmethod
-    def _canonical_in(db: sqlite3.Connection, sender: str) -> str:
-        row = db.execute("SELECT canonical FROM sender_links WHERE alias = ?",
-                         (sender,)).fetchone()
-        return row[0] if row else sender
-
     def unlink(self, sender: str) -> str:
         """Detach ``sender``: from its canonical chat, or its aliases from it."""
-        with self._write() as db:
-            removed = db.execute("DELETE FROM sender_links WHERE alias = ?", (sender,)).rowcount
+        with self.db.write(sender) as conn:
+            removed = conn.execute(delete(links).where(links.c.alias == sender)).rowcount
             if removed:
                 logger.info("unlinked %r", sender[:40])
                 return UNLINKED
-            others = db.execute("DELETE FROM sender_links WHERE canonical = ?",
-                                (sender,)).rowcount
+            others = conn.execute(delete(links).where(links.c.canonical == sender)).rowcount
         if others:
             logger.info("unlinked %d chats from %r", others, sender[:40])
             return UNLINKED_OTHERS
@@ -217,12 +167,11 @@ class LinkStore:
 
         Links where ``sender`` is the canonical chat go too: the other chats stop sharing the
         forgotten shopper's cart and profile and start afresh under their own ids."""
-        with self._write() as db:
-            removed = db.execute("DELETE FROM sender_links WHERE alias = ? OR canonical = ?",
-                                 (sender, sender)).rowcount
-            removed += db.execute("DELETE FROM sender_link_codes WHERE sender = ?",
-                                  (sender,)).rowcount
-            db.execute("DELETE FROM sender_link_failures WHERE sender = ?", (sender,))
+        with self.db.write(sender) as conn:
+            removed = conn.execute(delete(links).where(
+                or_(links.c.alias == sender, links.c.canonical == sender))).rowcount
+            removed += conn.execute(delete(codes).where(codes.c.sender == sender)).rowcount
+            conn.execute(delete(failures).where(failures.c.sender == sender))
         if removed:
             logger.info("forgot %d link rows of %r", removed, sender[:40])
         return removed
@@ -233,10 +182,15 @@ class LinkStore:
         command = parse_command(text)
         if command is None:
             return None
-        if not valid_sender(sender):
+        if not valid_id(sender):
             return BAD_SENDER
         if command.verb == "unlink":
             return self.unlink(sender)
         if command.code:
             return self.redeem(sender, command.code, now)
         return ISSUED.format(code=self.issue(sender, now))
+
+
+def _canonical_in(conn: Connection, sender: str) -> str:
+    row = conn.execute(select(links.c.canonical).where(links.c.alias == sender)).first()
+    return row[0] if row else sender

@@ -1,43 +1,23 @@
-"""What the shop remembers about a shopper (sizes, gender, budget, favourite brands and colours).
+"""What a shopper says about themselves, as profile facts: "I'm a size 9", "my budget is
+2000", "I love Nike and blue", "I shop for women".
 
-Learned from what shoppers say ("I'm a size 9", "my budget is 2000", "I love Nike") by
-:func:`learn_from_text`, a pure function: it only takes what was clearly stated about the
+:func:`learn_from_text` is a pure function: it only takes what was clearly stated about the
 shopper, and it returns nothing rather than guess ("I like the second one" teaches nothing).
 The catalog vocabulary, when given, decides what counts as a brand or a colour; without it,
-a built-in colour list and capitalised brand names are used. :func:`with_profile_defaults`
-turns a profile into the search constraints a fresh search starts from.
+a built-in colour list and capitalised brand names are used.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from retrieval.catalog import Product
-from retrieval.query import AMBIGUOUS_BRAND_WORDS, SearchConstraints
+from retrieval.query import AMBIGUOUS_BRAND_WORDS
 from retrieval.vocab import GENDER_WORDS, CatalogVocabulary, normalise
-from shopbot.cart import SIZE_WORDS, normalise_size
-from shopbot.shopdb import (
-    BadInput,
-    SQLiteStore,
-    clean_text,
-    from_db,
-    now_utc,
-    rupees,
-    short,
-    to_db,
-    valid_id,
-)
+from shop.sizes import SIZE_WORDS
+from shopcore.money import rupees
 
-logger = logging.getLogger(__name__)
-
-SIZE_KINDS = ("shoe", "clothing", "waist")
 GENDERS = ("Men", "Women")
 MAX_FAVOURITES = 10
 MAX_LEARN_CHARS = 1000
@@ -59,9 +39,6 @@ _KIND_WORDS = {
                      "t-shirts", "tshirt", "tshirts", "top", "tops", "kurta", "kurtas",
                      "jacket", "jackets"], "clothing"),
 }
-_FOOTWEAR_TYPES = {"Casual Shoes", "Sports Shoes", "Formal Shoes", "Heels", "Flats", "Sandals",
-                   "Sports Sandals", "Flip Flops", "Booties"}
-_WAIST_TYPES = {"Jeans", "Trousers", "Shorts", "Capris", "Track Pants", "Belts", "Skirts"}
 
 _KIND = "(?P<kind>" + "|".join(map(re.escape, sorted(_KIND_WORDS, key=len, reverse=True))) + ")"
 _VALUE = (r"(?P<value>extra\s+small|extra\s+large|x{0,3}l|xs|small|medium|large|s|m|l|"
@@ -124,24 +101,6 @@ _LIKE_FILLERS = {
 }
 
 
-class Profile(BaseModel):
-    """One shopper's remembered preferences; empty for a shopper the shop doesn't know."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sender_id: str
-    sizes: dict[str, str] = {}  # kind (shoe, clothing, waist) -> size as the catalog writes it
-    gender: str = ""  # "Men" or "Women"
-    budget_max: float | None = None
-    brands: list[str] = []  # most recently stated first
-    colours: list[str] = []
-    updated_at: datetime | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.sizes or self.gender or self.budget_max or self.brands or self.colours)
-
-
 @dataclass(frozen=True)
 class ProfileUpdate:
     """What one message taught about the shopper (empty when it taught nothing)."""
@@ -175,7 +134,7 @@ class ProfileUpdate:
         return ", ".join(parts)
 
 
-# -- learning from a message -------------------------------------------------------------------
+# -- learning from a message -----------------------------------------------------------------
 
 
 def learn_from_text(text: object, vocab: CatalogVocabulary | None = None) -> ProfileUpdate:
@@ -358,178 +317,3 @@ def _liked_things(
             return None
         brands.append(name)
     return brands, colours
-
-
-# -- the store -----------------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS profiles (
-    sender_id TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"""
-
-
-class ProfileStore(SQLiteStore):
-    """Profiles per shopper; updates merge into what is already known."""
-
-    SCHEMA = _SCHEMA
-
-    def get(self, sender_id: str) -> Profile:
-        if not valid_id(sender_id):
-            return Profile(sender_id="")
-        with self._read() as db:
-            return self._get(db, sender_id)
-
-    def update(self, sender_id: str, **fields: Any) -> Profile:
-        """Merge fields into the profile: sizes per kind and single values replace, brands and
-        colours are added (most recent first). Invalid values are dropped with a log line."""
-        if not valid_id(sender_id):
-            logger.warning("profile not updated: bad sender id %s", short(sender_id))
-            return Profile(sender_id="")
-        with self._write() as db:
-            current = self._get(db, sender_id)
-            merged = _merge(current, fields)
-            if merged == current:
-                return current
-            merged = merged.model_copy(update={"updated_at": now_utc()})
-            data = merged.model_dump(mode="json", exclude={"sender_id", "updated_at"})
-            db.execute(
-                "INSERT INTO profiles (sender_id, data, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (sender_id) DO UPDATE SET data = excluded.data, "
-                "updated_at = excluded.updated_at",
-                (sender_id, json.dumps(data, ensure_ascii=False), to_db(merged.updated_at)))
-        return merged
-
-    def apply(self, sender_id: str, learned: ProfileUpdate) -> Profile:
-        """Store what :func:`learn_from_text` found."""
-        return self.update(sender_id, **learned.fields()) if not learned.is_empty \
-            else self.get(sender_id)
-
-    def delete(self, sender_id: str) -> int:
-        if not valid_id(sender_id):
-            return 0
-        with self._write() as db:
-            return db.execute("DELETE FROM profiles WHERE sender_id = ?", (sender_id,)).rowcount
-
-    @staticmethod
-    def _get(db, sender_id: str) -> Profile:  # noqa: ANN001 - sqlite3.Connection
-        row = db.execute("SELECT data, updated_at FROM profiles WHERE sender_id = ?",
-                         (sender_id,)).fetchone()
-        if row is None:
-            return Profile(sender_id=sender_id)
-        return Profile(sender_id=sender_id, **json.loads(row["data"]),
-                       updated_at=from_db(row["updated_at"]))
-
-
-def _merge(profile: Profile, fields: dict[str, Any]) -> Profile:
-    changes: dict[str, Any] = {}
-    for name, value in fields.items():
-        try:
-            if name == "sizes":
-                changes["sizes"] = {**profile.sizes, **_valid_sizes(value)}
-            elif name == "gender":
-                changes["gender"] = _valid_gender(value)
-            elif name == "budget_max":
-                changes["budget_max"] = _valid_budget(value)
-            elif name in ("brands", "colours"):
-                changes[name] = _favourites(value, getattr(profile, name))
-            else:
-                raise BadInput(f"unknown profile field {name!r}")
-        except BadInput as error:
-            logger.warning("profile field %s for %s not stored: %s", name,
-                           short(profile.sender_id), error)
-    return profile.model_copy(update=changes)
-
-
-def _valid_sizes(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise BadInput("sizes must map a kind to a size")
-    sizes = {}
-    for kind, size in value.items():
-        if kind not in SIZE_KINDS:
-            raise BadInput(f"unknown size kind {str(kind)[:20]!r}")
-        if not isinstance(size, str) or not re.fullmatch(r"[A-Za-z0-9.\- ]{1,10}", size):
-            raise BadInput(f"not a size: {str(size)[:20]!r}")
-        sizes[kind] = size.strip()
-    return sizes
-
-
-def _valid_gender(value: Any) -> str:
-    for gender in GENDERS:
-        if isinstance(value, str) and value.strip().lower() in (gender.lower(),
-                                                                gender.lower().rstrip("n")):
-            return gender
-    targets = GENDER_WORDS.get(str(value).strip().lower()[:20], []) if value else []
-    if targets and targets[0] in GENDERS:
-        return targets[0]
-    raise BadInput(f"not a gender the catalog uses: {str(value)[:20]!r}")
-
-
-def _valid_budget(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not 0 < value <= MAX_BUDGET:
-        raise BadInput(f"not a budget: {str(value)[:20]!r}")
-    return float(value)
-
-
-def _favourites(value: Any, current: list[str]) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple):
-        raise BadInput("expected a list of names")
-    new = [clean_text(v, what="name", max_chars=60) for v in value]
-    merged: list[str] = []
-    for name in [*reversed(new), *current]:
-        if name.lower() not in {m.lower() for m in merged}:
-            merged.append(name)
-    return merged[:MAX_FAVOURITES]
-
-
-# -- using the profile ---------------------------------------------------------------------------
-
-
-def search_defaults(profile: Profile) -> dict[str, Any]:
-    """Profile facts as ``SearchConstraints`` fields: ``genders`` and ``max_price``."""
-    defaults: dict[str, Any] = {}
-    if profile.gender in GENDERS:
-        defaults["genders"] = list(GENDER_WORDS[profile.gender.lower()])
-    if profile.budget_max:
-        defaults["max_price"] = profile.budget_max
-    return defaults
-
-
-def with_profile_defaults(
-    constraints: SearchConstraints, profile: Profile
-) -> tuple[SearchConstraints, list[str]]:
-    """Fill what the query left open from the profile; returns what was filled
-    ("gender", "price") so the reply can say so. A query's own words always win."""
-    defaults = search_defaults(profile)
-    changes: dict[str, Any] = {}
-    if "genders" in defaults and not constraints.genders:
-        changes["genders"] = defaults["genders"]
-    price_open = constraints.max_price is None and (
-        constraints.min_price is None or constraints.min_price < defaults.get("max_price", 0))
-    if "max_price" in defaults and price_open:
-        changes["max_price"] = defaults["max_price"]
-    filled = [{"genders": "gender", "max_price": "price"}[k] for k in changes]
-    return replace(constraints, **changes), filled
-
-
-def size_kind(product: Product) -> str | None:
-    """Which profile size fits this product (None for one-size things like bags)."""
-    if product.article_type in _FOOTWEAR_TYPES or product.master_category == "Footwear":
-        return "shoe"
-    if not product.sizes or product.sizes in (["Onesize"],):
-        return None
-    if product.article_type in _WAIST_TYPES and all(s.isdigit() for s in product.sizes):
-        return "waist"
-    return "clothing" if product.master_category in ("Apparel", "") else None
-
-
-def preferred_size(profile: Profile, product: Product) -> str | None:
-    """The shopper's size for this product when they told us one and the product has it."""
-    kind = size_kind(product)
-    wanted = profile.sizes.get(kind) if kind else None
-    return normalise_size(wanted, product.sizes) if wanted else None

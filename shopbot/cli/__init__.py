@@ -1,0 +1,24 @@
+"""The ``shopbot`` command line: one Typer app, one module per group of commands.
+
+``catalog`` (ingest, search), ``bot`` (train, run, shell), ``images`` (photo head, photo
+index, classify), ``recsys`` (train and evaluate recommenders), ``shop`` (the shop's own
+data). The modules import only ``common``; this file puts them together.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from shopbot.cli import bot, catalog, images, recsys, shop
+
+app = typer.Typer(help="shopbot: a conversational shopping assistant.", no_args_is_help=True)
+app.command()(catalog.ingest)
+app.command()(catalog.search)
+app.command()(bot.train)
+app.command()(bot.run)
+app.command()(bot.shell)
+app.add_typer(images.images_app, name="images")
+app.command(help="Classify product photos: one JSON line per image with --json.")(
+    images.classify)
+app.add_typer(recsys.recsys_app, name="recsys")
+app.add_typer(shop.shop_app, name="shop")

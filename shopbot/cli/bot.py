@@ -1,0 +1,109 @@
+"""`shopbot train`, `shopbot run` and `shopbot shell`: the Rasa model and the running bot."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopbot.cli.catalog import run_ingest
+from shopbot.cli.common import StoreOption, console, fail, images_for, open_store, store_for
+from shopcore.logs import setup_logging
+from shopcore.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def train(
+    force: Annotated[bool, typer.Option(help="Retrain even if nothing changed.")] = False,
+) -> None:
+    """Train the Rasa model if config, domain or training data changed."""
+    setup_logging(True)
+    from shopbot.stack import StackError, train_bot
+
+    try:
+        model = train_bot(Path(get_settings().models_dir), force=force)  # type: ignore[arg-type]
+    except StackError as exc:
+        fail(str(exc), 1)
+    console.print(f"model: {model}")
+
+
+def bootstrap_recommender(settings: Settings) -> threading.Thread | None:
+    """A new shop has no interaction log: train a clearly-labelled demo recommender on
+    simulated sessions, once, in the background while the bot starts. Until it is saved the
+    bot recommends by content similarity; the action server picks the file up when it lands."""
+    target = settings.recommender_path
+    if target.is_file():
+        return None
+    from recsys.bootstrap import train_demo_recommender
+
+    console.print("training a demo recommender on SYNTHETIC shopper sessions in the "
+                  "background (about 90 s, once; train on your own events with "
+                  "`shopbot recsys train --events`)")
+    products, _ = open_store(settings.store_path).all_products()
+
+    def train() -> None:
+        try:
+            train_demo_recommender(products, target)
+            console.print(f"demo recommender ready: {target}")
+        except Exception as error:  # the bot runs on without it (content similarity)
+            console.print(f"[yellow]demo recommender not trained:[/yellow] {error}")
+
+    thread = threading.Thread(target=train, name="demo-recommender", daemon=True)
+    thread.start()
+    return thread
+
+
+def run(
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="Catalog file.")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Photos folder.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Ingest, train if needed, start action server + Rasa + demo page; Ctrl-C stops all."""
+    setup_logging(True)
+    from shopbot.stack import Stack, StackError, train_bot, wait_forever
+
+    settings = get_settings()
+    settings = settings.replace(store_dir=store_for(catalog, store, settings))
+    photos = images_for(catalog, images)
+    try:
+        report = run_ingest(catalog, photos, settings.store_path)
+        console.print(f"catalog: {report.loaded} products in {settings.store_dir} "
+                      f"({report.added} added, {report.updated} updated)")
+        bootstrap_recommender(settings)
+        if photos and not (settings.store_path / "image_head.json").is_file():
+            console.print(f"photos are matched with the generic ImageNet mapping; for better "
+                          f"photo recognition run: shopbot images train --images {photos} "
+                          f"--store {settings.store_dir}")
+        model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
+        stack = Stack(settings, model)
+        console.print("starting action server, Rasa server and demo page (about 45 s)...")
+        stack.start()
+    except (StackError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc), 1)
+    console.print(
+        f"\n[bold green]shopbot is running[/bold green]\n"
+        f"  chat in the browser:  {stack.web_url}/\n"
+        f"  Rasa REST webhook:    {stack.rasa_url}/webhooks/rest/webhook\n"
+        f"  action server:        {stack.action_url}\n"
+        f"  logs:                 {stack.log_dir}\n"
+        f"  terminal chat:        make shell (in another terminal)\n"
+        f"Press Ctrl-C to stop everything."
+    )
+    wait_forever(stack)
+
+
+def shell() -> None:
+    """Chat in the terminal (`rasa shell`) against the running action server."""
+    from shopbot.stack import rasa_env, rasa_executable, train_bot
+
+    settings = get_settings()
+    model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
+    env = rasa_env(settings, {
+        "ACTION_ENDPOINT_URL": f"http://{settings.host}:{settings.action_port}/webhook",
+    })
+    command = [str(rasa_executable()), "shell", "--model", str(model),
+               "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+               "--port", str(settings.rasa_port + 100)]
+    raise typer.Exit(subprocess.call(command, env=env, cwd=PROJECT_ROOT))

@@ -1,0 +1,276 @@
+"""The shop database: every shop table in one schema, one engine per URL, one way to write.
+
+Orders, carts, profiles, tickets, channel links and the interaction log live in one
+database (``Settings.database_url``): a SQLite file by default, PostgreSQL when a shop
+outgrows one machine. Everything goes through SQLAlchemy Core, so the same statements run on
+both, in both virtualenvs (SQLAlchemy 1.4 beside Rasa, 2.x beside the actions).
+
+Writes take :meth:`Database.write`: one transaction in which a check still holds when it
+commits. On SQLite that is ``BEGIN IMMEDIATE`` (one writer at a time, across processes; WAL
+keeps readers unblocked); on PostgreSQL the transaction takes an advisory lock on the
+shopper it changes, so two replicas can't interleave a check with the other's write.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import DateTime, TypeDecorator
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 10.0
+UTC = timezone.utc  # datetime.UTC is 3.11+; Rasa runs 3.10
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out.
+
+    SQLite keeps them as ISO text to the second (as the shop always has, so older files
+    stay readable); PostgreSQL as ``timestamptz``. Naive values are taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        moment = as_utc(value)
+        if moment is None:
+            return None
+        moment = moment.replace(microsecond=0)
+        return moment.isoformat(timespec="seconds") if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return as_utc(value)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC, so callers and tests can't mix zones by accident."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)  # what the database keeps
+
+
+metadata = MetaData()
+Id = String(128)
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", String(16), primary_key=True),
+    Column("sender_id", Id, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("packed_at", UTCDateTime),
+    Column("shipped_at", UTCDateTime),
+    Column("expected_delivery", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("cancelled_at", UTCDateTime),
+    Column("address", Text, nullable=False),
+    Column("payment_method", String(32), nullable=False),
+    Column("subtotal", Float, nullable=False),
+    Column("shipping_fee", Float, nullable=False),
+    Column("cod_fee", Float, nullable=False, server_default="0"),
+    Column("total", Float, nullable=False),
+    Column("invoice_number", String(32), nullable=False, unique=True),
+    Index("orders_by_sender", "sender_id", "placed_at"),
+)
+order_items = Table(
+    "order_items", metadata,
+    Column("order_id", String(16), ForeignKey("orders.order_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("product_id", Id, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", String(32), nullable=False, server_default=""),
+    Column("qty", Integer, CheckConstraint("qty > 0"), nullable=False),
+    Column("unit_price", Float, CheckConstraint("unit_price >= 0"), nullable=False),
+    Column("returned_qty", Integer, nullable=False, server_default="0"),
+)
+refunds = Table(
+    "refunds", metadata,
+    Column("refund_id", String(32), primary_key=True),
+    Column("order_id", String(16), ForeignKey("orders.order_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("approved_at", UTCDateTime),
+    Column("refunded_at", UTCDateTime),
+    Index("refunds_by_order", "order_id"),
+)
+cart_lines = Table(
+    "cart_lines", metadata,
+    Column("sender_id", Id, primary_key=True),
+    Column("product_id", Id, primary_key=True),
+    Column("size", String(32), primary_key=True, server_default=""),
+    Column("qty", Integer, CheckConstraint("qty > 0"), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("position", Integer, nullable=False, server_default="0"),  # order of adding
+)
+profiles = Table(
+    "profiles", metadata,
+    Column("sender_id", Id, primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+tickets = Table(
+    "tickets", metadata,
+    Column("ticket_id", String(16), primary_key=True),
+    Column("sender_id", Id, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("intent", String(80), nullable=False, server_default=""),
+    Column("transcript", JSON, nullable=False),
+    Column("turns_dropped", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("tickets_by_sender", "sender_id", "created_at"),
+)
+sender_links = Table(
+    "sender_links", metadata,
+    Column("alias", Id, primary_key=True),
+    Column("canonical", Id, nullable=False),
+    Column("linked_at", Float, nullable=False),
+    Index("sender_links_canonical", "canonical"),
+)
+sender_link_codes = Table(
+    "sender_link_codes", metadata,
+    Column("code", String(6), primary_key=True),
+    Column("sender", Id, nullable=False, unique=True),
+    Column("expires_at", Float, nullable=False),
+)
+sender_link_failures = Table(
+    "sender_link_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", Id, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("sender_link_failures_at", "at"),
+)
+# What each shopper was shown, opened, carted and bought: the recommender's training data.
+# Not "events": that is the name of Rasa's tracker table, which may share the database.
+product_events = Table(
+    "product_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Id, nullable=False),
+    Column("product_id", Id, nullable=False),
+    Column("event_type", String(16), nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("product_events_by_sender", "sender_id", "ts"),
+)
+
+
+class Database:
+    """One engine over the shop database, with read and write transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = _engine(url)
+        metadata.create_all(self.engine)  # idempotent: creates only what is missing
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite, WAL readers never wait for the writer)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self, lock_key: str | None = None) -> Iterator[Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        ``lock_key`` (usually the shopper's id) serialises writes about one shopper across
+        processes on PostgreSQL; SQLite serialises every write anyway."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(shop_write=True)
+            with conn.begin():
+                if lock_key is not None and not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": zlib.crc32(lock_key.encode())})
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, future=True, pool_pre_ping=True)
+    engine = create_engine(url, future=True,
+                           connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("shop_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+_databases: dict[str, Database] = {}
+_lock = threading.Lock()
+
+
+def open_database(url: str) -> Database:
+    """The process's one :class:`Database` for ``url`` (engines are pools: share them)."""
+    with _lock:
+        found = _databases.get(url)
+        if found is None:
+            found = _databases[url] = Database(url)
+        return found
+
+
+def close_databases() -> None:
+    """Dispose every engine (tests that delete database files; forked workers)."""
+    with _lock:
+        for database in _databases.values():
+            database.dispose()
+        _databases.clear()
