@@ -60,3 +60,22 @@ def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
     neither = shopbot("search", "--store", str(tmp_path / "s"))
     assert neither.returncode == 2
+
+
+def test_demo_recommender_command_as_run_starts_it(sample_store_dir: Path, tmp_path: Path) -> None:
+    """`shopbot run` starts `python -m shopbot recsys demo` as a child process; run it so."""
+    from recsys.artifacts import try_load_model
+
+    out = tmp_path / "recsys" / "demo.pt"
+    done = subprocess.run(
+        [sys.executable, "-m", "shopbot", "recsys", "demo", "--store", str(sample_store_dir),
+         "--out", str(out), "--time-budget", "5"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trained = try_load_model(out)
+    assert trained is not None and trained.meta["synthetic"] is True
+    empty = subprocess.run(
+        [sys.executable, "-m", "shopbot", "recsys", "demo", "--store", str(tmp_path / "none"),
+         "--out", str(tmp_path / "x.pt")], capture_output=True, text=True, timeout=300)
+    assert empty.returncode != 0 and "ingest" in empty.stdout + empty.stderr
+    assert not (tmp_path / "x.pt").exists()

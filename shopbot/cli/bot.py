@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import threading
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from shopbot.cli.catalog import run_ingest
-from shopbot.cli.common import StoreOption, console, fail, images_for, open_store, store_for
+from shopbot.cli.common import StoreOption, console, fail, images_for, store_for
 from shopcore.logs import setup_logging
 from shopcore.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -29,30 +29,31 @@ def train(
     console.print(f"model: {model}")
 
 
-def bootstrap_recommender(settings: Settings) -> threading.Thread | None:
+def bootstrap_recommender(settings: Settings) -> subprocess.Popen[bytes] | None:
     """A new shop has no interaction log: train a clearly-labelled demo recommender on
-    simulated sessions, once, in the background while the bot starts. Until it is saved the
-    bot recommends by content similarity; the action server picks the file up when it lands."""
+    simulated sessions, once, while the bot starts. Until it is saved the bot recommends by
+    content similarity; the action server picks the file up when it lands. It is a child
+    process (log in the logs folder) so Ctrl-C stops it with everything else."""
     target = settings.recommender_path
     if target.is_file():
         return None
-    from recsys.bootstrap import train_demo_recommender
-
     console.print("training a demo recommender on SYNTHETIC shopper sessions in the "
                   "background (about 90 s, once; train on your own events with "
                   "`shopbot recsys train --events`)")
-    products, _ = open_store(settings.store_path).all_products()
+    log_path = Path(settings.logs_dir) / "demo-recommender.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shopbot", "recsys", "demo", "--store",
+             str(settings.store_path), "--out", str(target)],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
 
-    def train() -> None:
-        try:
-            train_demo_recommender(products, target)
-            console.print(f"demo recommender ready: {target}")
-        except Exception as error:  # the bot runs on without it (content similarity)
-            console.print(f"[yellow]demo recommender not trained:[/yellow] {error}")
 
-    thread = threading.Thread(target=train, name="demo-recommender", daemon=True)
-    thread.start()
-    return thread
+def _stop_child(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def run(
@@ -67,11 +68,12 @@ def run(
     settings = get_settings()
     settings = settings.replace(store_dir=store_for(catalog, store, settings))
     photos = images_for(catalog, images)
+    trainer = None
     try:
         report = run_ingest(catalog, photos, settings.store_path)
         console.print(f"catalog: {report.loaded} products in {settings.store_dir} "
                       f"({report.added} added, {report.updated} updated)")
-        bootstrap_recommender(settings)
+        trainer = bootstrap_recommender(settings)
         if photos and not (settings.store_path / "image_head.json").is_file():
             console.print(f"photos are matched with the generic ImageNet mapping; for better "
                           f"photo recognition run: shopbot images train --images {photos} "
@@ -81,7 +83,11 @@ def run(
         console.print("starting action server, Rasa server and demo page (about 45 s)...")
         stack.start()
     except (StackError, FileNotFoundError, ValueError) as exc:
+        _stop_child(trainer)
         fail(str(exc), 1)
+    except BaseException:
+        _stop_child(trainer)
+        raise
     console.print(
         f"\n[bold green]shopbot is running[/bold green]\n"
         f"  chat in the browser:  {stack.web_url}/\n"
@@ -91,7 +97,10 @@ def run(
         f"  terminal chat:        make shell (in another terminal)\n"
         f"Press Ctrl-C to stop everything."
     )
-    wait_forever(stack)
+    try:
+        wait_forever(stack)
+    finally:
+        _stop_child(trainer)
 
 
 def shell() -> None:

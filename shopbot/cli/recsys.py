@@ -197,3 +197,28 @@ def evaluate(
         "targets_unknown_to_model": unknown,
     }, as_json)
 
+
+
+@recsys_app.command()
+def demo(
+    store: Annotated[Path | None, typer.Option(help="Product store folder (default: the "
+                                                    "configured one).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Model file (default: the recommender "
+                                                  "the bot serves).")] = None,
+    time_budget: Annotated[float, typer.Option(help="Training seconds at most.")] = 90.0,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train a clearly-labelled demo recommender on SYNTHETIC shopper sessions over the catalog
+    (what `shopbot run` does once for a shop with no interaction log yet)."""
+    setup_logging(verbose)
+    from recsys.bootstrap import train_demo_recommender
+    from shopbot.cli.common import open_store
+
+    settings = get_settings()
+    target = out or settings.recommender_path
+    products, _ = open_store(store or settings.store_path).all_products()
+    if not products:
+        fail("the product store is empty; run `shopbot ingest` first")
+    summary = train_demo_recommender(products, target, time_budget_s=time_budget)
+    console.print(f"demo recommender (synthetic sessions) saved to {target}: "
+                  f"{summary['epochs']} epochs in {summary['seconds']} s")
