@@ -19,8 +19,9 @@ setup: .venv/.installed .venv-rasa/.installed
 .venv-rasa/.installed: requirements/rasa.lock
 	scripts/setup-venv.sh rasa
 
+# `make run` is the demo: demo mode on (demo-shopper and its orders) unless SHOPBOT_DEMO is set.
 run: setup
-	$(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
+	SHOPBOT_DEMO=$${SHOPBOT_DEMO:-true} $(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
 
 test: setup
 	$(APP)/lint-imports --no-cache

@@ -1,9 +1,9 @@
 """Cart actions: add (card button or "the second one in size M"), remove, view, checkout.
 
 Every reply that changes or shows the cart sends the cart payload (:mod:`shopcore.payloads`),
-priced against the catalog now. Checkout places an order through
-the order store (no payment is taken here) to the address of the shopper's last order, or
-one the checkout form asks for.
+priced against the catalog now. Checkout places the cart the shopper saw as one order, once,
+emptying the cart in the same transaction (:mod:`shop.checkout`; no payment is taken here),
+to the address of the shopper's last order, or one the checkout form asks for.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ from actions.services import services
 from recsys.events import EventType
 from retrieval.catalog import Product
 from shop.cart import CartCode, CartSummary
-from shop.orders import REMOVED_ADDRESS
+from shop.checkout import CheckoutCode, checkout, read_cart, recent_order
+from shop.orders import REMOVED_ADDRESS, Order
 from shop.profile import preferred_size
 from shopcore.ids import short
+from shopcore.money import rupees
 from shopcore.text import BadInput
 
 logger = logging.getLogger(__name__)
@@ -257,6 +259,9 @@ def _nothing_to_ask(sender_id: str) -> bool:
 
 
 class ActionCheckout(ShopAction):
+    """Places the cart the shopper saw as one order, once (see :mod:`shop.checkout`), and
+    says what really happened: placed now, placed already, or not placed and why."""
+
     def name(self) -> str:
         return "action_checkout"
 
@@ -267,30 +272,42 @@ class ActionCheckout(ShopAction):
             return reset
         sender = tracker.sender_id
         try:
-            summary = cart_summary(sender)
-            if summary.is_empty:
-                show_cart(dispatcher, "Your cart is empty, so there's nothing to check out "
-                          "yet. Find something you like and say 'add the first one'.", summary)
+            shop = services()
+            records = shop.records
+            seen = read_cart(records.cart, sender, shop.lookup_product)
+            if not seen.rows:
+                _say_cart_empty(dispatcher, sender, seen.summary)
+                return reset
+            if seen.summary.is_empty:
+                show_cart(dispatcher, "Nothing in your cart can be ordered right now.",
+                          seen.summary)
                 return reset
             address = tracker.get_slot("checkout_address") or saved_address(sender)
             if not address:
                 dispatcher.utter_message(text="I need a delivery address to place the order; "
                                          "say 'checkout' again when you're ready.")
                 return reset
-            records = services().records
-            outcome = records.orders.place_order(sender, summary.lines, address, DEMO_PAYMENT)
-            if not outcome.ok or outcome.order is None:
+            outcome = checkout(records.orders, records.cart, seen, address, DEMO_PAYMENT)
+            if outcome.code is CheckoutCode.CART_CHANGED:
+                current = CartSummary.build(outcome.cart, shop.lookup_product)
+                fee = records.orders.rules.shipping_for(current.subtotal) if outcome.cart else None
+                show_cart(dispatcher, outcome.message, current, fee)
+                return reset
+            if outcome.order is None:
                 dispatcher.utter_message(text=outcome.message)
                 return reset
-            records.cart.clear(sender)
         except Exception:
             logger.exception("checkout failed for %s", short(sender))
             dispatcher.utter_message(text="Sorry, I couldn't place your order just now; your "
                                      "cart is kept. Please try again in a moment.")
             return reset
-        services().log_event(sender, [line.product_id for line in summary.lines],
-                             EventType.PURCHASED)
         order = outcome.order
+        if outcome.code is CheckoutCode.ALREADY_PLACED:
+            _say_order(dispatcher, outcome.message, order)
+            return reset
+        shop.log_event(sender, [line.product_id for line in seen.summary.lines],
+                       EventType.PURCHASED)
+        summary = seen.summary
         skipped = (" Left out: " + "; ".join(f.reason for f in summary.flagged) + "."
                    if summary.flagged else "")
         cart = summary.payload(shipping_fee=order.shipping_fee)
@@ -300,3 +317,23 @@ class ActionCheckout(ShopAction):
                  "demo takes no payment). Say 'track my order' any time to follow it.",
             json_message=order.payload(outcome.message).to_dict())
         return reset
+
+
+def _say_cart_empty(dispatcher: CollectingDispatcher, sender: str,
+                    summary: CartSummary) -> None:
+    """An empty cart at checkout right after an order most likely means that order went
+    through (its reply lost to a crash or a dropped connection): say so, not just "empty"."""
+    order = recent_order(services().records.orders, sender)
+    if order is None:
+        show_cart(dispatcher, "Your cart is empty, so there's nothing to check out yet. Find "
+                  "something you like and say 'add the first one'.", summary)
+        return
+    _say_order(dispatcher, f"Your cart is empty because your order {order.order_id} "
+               f"({rupees(order.total)}) is already placed; nothing new was ordered.", order)
+
+
+def _say_order(dispatcher: CollectingDispatcher, message: str, order: Order) -> None:
+    """``message`` about an order the shopper already has, with the order itself."""
+    dispatcher.utter_message(
+        text=f"{message}\n{order.status_text()}\nSay 'track my order' any time to follow it.",
+        json_message=order.payload(message).to_dict())

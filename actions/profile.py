@@ -8,7 +8,6 @@ and says what it deleted and what it kept (orders, anonymised, for the shop's ac
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,13 +20,9 @@ from actions.base import ShopAction
 from actions.dialogue import latest_text
 from actions.services import services
 from shop.preferences import learn_from_text
-from shop.privacy import purge_tracker_later
 from shopcore.ids import short
 
 logger = logging.getLogger(__name__)
-
-# The delayed tracker purges still running; a task nobody references may be collected.
-_PURGES: set[asyncio.Task[int]] = set()
 
 
 class ActionLearnProfile(ShopAction):
@@ -71,13 +66,3 @@ class ActionForgetMe(ShopAction):
         report = services().records.forget(tracker.sender_id)
         dispatcher.utter_message(text=report.message)
         return [AllSlotsReset()]
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[dict[str, Any]]:
-        events = await super().run(dispatcher, tracker, domain)
-        # Rasa saves this very turn after the reply; delete it again once it has.
-        tracker_db = services().settings.tracker_db
-        task = asyncio.create_task(purge_tracker_later(tracker_db, tracker.sender_id))
-        _PURGES.add(task)
-        task.add_done_callback(_PURGES.discard)
-        return events

@@ -3,22 +3,27 @@
 ``python -m actions.server --port 5055`` is what the stack runs. It is rasa_sdk's own server
 (same ``/webhook``, ``/health`` and ``/actions`` endpoints) with two differences: the
 search index, models and shop database are opened before the first request, in the worker
-that will serve it, instead of at import time; and no browser origin is allowed (the action
-server is called by Rasa, never by a page).
+that will serve it, instead of at import time; no browser origin is allowed; and every
+request but ``/health`` must carry the internal secret as ``?token=`` (Rasa adds it from
+``action_endpoint.token`` in endpoints.yml), so nobody else can run an action for a shopper.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import logging
 
 from rasa_sdk.endpoint import create_app_for_serve
 from rasa_sdk.executor import ActionExecutor
-from sanic import Sanic
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
 from actions.services import services
+from shopcore.keys import internal_secret
 from shopcore.logs import setup_logging
 from shopcore.settings import get_settings
 
@@ -35,6 +40,19 @@ def build_app() -> Sanic:
     executor.register_package("actions")
     app = create_app_for_serve(executor, cors_origins=[])
     app.register_listener(_warm_up, "before_server_start")
+    secret = internal_secret(get_settings()).encode()
+
+    async def require_token(request: Request) -> HTTPResponse | None:
+        if request.path == "/health":
+            return None
+        shown = (request.args.get("token") or "").encode()
+        if hmac.compare_digest(shown, secret):
+            return None
+        logger.warning("refused %s %s without the action token from %s", request.method,
+                       request.path, request.ip)
+        return response.json({"error": "not allowed"}, status=401)
+
+    app.register_middleware(require_token, "request")
     return app
 
 

@@ -462,50 +462,57 @@ class OrderStore:
         self, sender_id: str, cart_lines: Sequence[PricedLine], address: str, payment: str,
         *, now: datetime | None = None,
     ) -> OrderOutcome:
-        """Checkout: a new order in ``placed`` state from priced cart lines (no payment taken)."""
-        now = as_utc(now) or now_utc()
+        """A new order in ``placed`` state from priced lines (no payment taken).
+
+        It leaves the cart alone: a shopper's checkout goes through
+        :func:`shop.checkout.checkout`, which also empties the cart in the same transaction
+        and never places the same cart twice."""
         try:
-            if not valid_id(sender_id):
-                raise BadInput("I can't place an order without knowing who you are.")
-            items = _order_items(cart_lines)
-            address = clean_address(address)
-            method = normalise_payment(payment)
-            if method is None:
-                choices = ", ".join(PAYMENT_METHODS.values())
-                raise BadInput(f"Please choose how to pay: {choices}.")
-            subtotal = round(sum(item.line_total for item in items), 2)
-            if method == "cod" and subtotal > self.rules.cod_limit:
-                raise BadInput(
-                    f"Cash on delivery is available up to {rupees(self.rules.cod_limit)}; "
-                    "please pay this order by UPI, card or net banking.")
+            order = self.draft_order(sender_id, cart_lines, address, payment, now=now)
         except BadInput as error:
             logger.info("order not placed for %s: %s", short(sender_id), error)
             return OrderOutcome(OrderCode.INVALID_INPUT, str(error))
-        shipping = self.rules.shipping_for(subtotal)
-        cod_fee = float(self.rules.cod_fee) if method == "cod" else 0.0
         for _attempt in range(20):
-            order_id = f"SB-{secrets.randbelow(900_000) + 100_000}"
-            order = Order(
-                order_id=order_id, sender_id=sender_id, status=OrderStatus.PLACED, items=items,
-                subtotal=subtotal, shipping_fee=shipping, cod_fee=cod_fee,
-                total=round(subtotal + shipping + cod_fee, 2), placed_at=now,
-                expected_delivery=now + timedelta(days=self.rules.delivery_days),
-                address=address, payment_method=method,
-                invoice_number=invoice_number(order_id, now),
-            )
             try:
                 with self.db.write(sender_id) as conn:
                     insert_order(conn, order)
             except IntegrityError:
-                continue  # id already taken: draw another
-            fees = f", delivery {rupees(shipping)}" if shipping else ", free delivery"
-            fees += f", cash-on-delivery fee {rupees(cod_fee)}" if cod_fee else ""
-            return OrderOutcome(
-                OrderCode.OK,
-                f"{order.headline()} is placed: items {rupees(subtotal)}{fees}, paying by "
-                f"{order.payment_label}. Expected delivery by {day_text(order.expected_delivery)}.",
-                order)
+                order = with_new_id(order)  # id already taken: draw another
+                continue
+            return OrderOutcome(OrderCode.OK, placed_text(order), order)
         raise RuntimeError("could not draw a free order id")  # 20 collisions: store is full
+
+    def draft_order(
+        self, sender_id: str, cart_lines: Sequence[PricedLine], address: str, payment: str,
+        *, now: datetime | None = None,
+    ) -> Order:
+        """The order these lines would make (fees by the shop's rules, a fresh id), not yet
+        saved; :class:`BadInput` says what is wrong with the lines, address or payment."""
+        now = as_utc(now) or now_utc()
+        if not valid_id(sender_id):
+            raise BadInput("I can't place an order without knowing who you are.")
+        items = _order_items(cart_lines)
+        address = clean_address(address)
+        method = normalise_payment(payment)
+        if method is None:
+            choices = ", ".join(PAYMENT_METHODS.values())
+            raise BadInput(f"Please choose how to pay: {choices}.")
+        subtotal = round(sum(item.line_total for item in items), 2)
+        if method == "cod" and subtotal > self.rules.cod_limit:
+            raise BadInput(
+                f"Cash on delivery is available up to {rupees(self.rules.cod_limit)}; "
+                "please pay this order by UPI, card or net banking.")
+        shipping = self.rules.shipping_for(subtotal)
+        cod_fee = float(self.rules.cod_fee) if method == "cod" else 0.0
+        order_id = _new_order_id()
+        return Order(
+            order_id=order_id, sender_id=sender_id, status=OrderStatus.PLACED, items=items,
+            subtotal=subtotal, shipping_fee=shipping, cod_fee=cod_fee,
+            total=round(subtotal + shipping + cod_fee, 2), placed_at=now,
+            expected_delivery=now + timedelta(days=self.rules.delivery_days),
+            address=address, payment_method=method,
+            invoice_number=invoice_number(order_id, now),
+        )
 
     # -- back office -----------------------------------------------------------------------
 
@@ -714,6 +721,25 @@ def _order_items(cart_lines: Sequence[PricedLine]) -> list[OrderItem]:
     return items
 
 
+def _new_order_id() -> str:
+    return f"SB-{secrets.randbelow(900_000) + 100_000}"
+
+
+def with_new_id(order: Order) -> Order:
+    """The same order under another id (and invoice number), after an id collision."""
+    order_id = _new_order_id()
+    return order.model_copy(update={
+        "order_id": order_id, "invoice_number": invoice_number(order_id, order.placed_at)})
+
+
+def placed_text(order: Order) -> str:
+    """What the shopper is told when their order is placed: what it costs and when it comes."""
+    fees = f", delivery {rupees(order.shipping_fee)}" if order.shipping_fee else ", free delivery"
+    fees += f", cash-on-delivery fee {rupees(order.cod_fee)}" if order.cod_fee else ""
+    return (f"{order.headline()} is placed: items {rupees(order.subtotal)}{fees}, paying by "
+            f"{order.payment_label}. Expected delivery by {day_text(order.expected_delivery)}.")
+
+
 def invoice_number(order_id: str, placed_at: datetime) -> str:
     return f"INV-{placed_at.year}-{order_id.removeprefix('SB-')}"
 
@@ -786,14 +812,22 @@ def _add_refund(
     return refund
 
 
-def insert_order(conn: Connection, order: Order) -> None:
-    """Write a whole order (items and refunds too) inside the caller's transaction."""
+def order_of_checkout(conn: Connection, sender_id: str, checkout_key: str) -> Order | None:
+    """The shopper's order made by the checkout with this key, if that checkout happened."""
+    found = _load(conn, (_orders.c.checkout_key == checkout_key)
+                  & (_orders.c.sender_id == sender_id), limit=1)
+    return found[0] if found else None
+
+
+def insert_order(conn: Connection, order: Order, checkout_key: str | None = None) -> None:
+    """Write a whole order (items and refunds too) inside the caller's transaction;
+    ``checkout_key`` marks the checkout that made it (unique: see :mod:`shop.checkout`)."""
     conn.execute(insert(_orders).values(
         order_id=order.order_id, sender_id=order.sender_id, status=order.status.value,
         **{c: getattr(order, c) for c in _DATE_COLUMNS}, address=order.address,
         payment_method=order.payment_method, subtotal=order.subtotal,
         shipping_fee=order.shipping_fee, cod_fee=order.cod_fee, total=order.total,
-        invoice_number=order.invoice_number))
+        invoice_number=order.invoice_number, checkout_key=checkout_key))
     conn.execute(insert(_items), [
         {"order_id": order.order_id, "line_no": n, "product_id": i.product_id, "name": i.name,
          "size": i.size, "qty": i.qty, "unit_price": i.unit_price,

@@ -1,24 +1,22 @@
 """'Forget me': delete everything the shop holds about one shopper, and say what was done.
 
-Deleted: profile, cart, support tickets, the interaction log (recsys events), links to other
-chats (channel linking) and the conversation history in Rasa's SQL tracker store (table
-``events``, column ``sender_id``).
+Deleted, for the shopper and every chat linked to them (channel linking): profile, cart,
+support tickets, the interaction log (recsys events), link rows and codes, the photos they
+sent, and the conversation in Rasa's tracker store.
 Kept: orders, because a shop must keep its sales records (invoices) for accounting and tax.
 They are anonymised instead (see ``OrderStore.anonymise``): no longer linked to the shopper,
-and finished orders lose their delivery address.
+and finished orders lose their delivery address; orders still on their way keep it until
+delivered (the parcel must arrive).
 
-Rasa saves the conversation again at the end of the turn in which the forget action runs
-(its SQL tracker store re-inserts the current session's events once the table has none for
-the sender), so the action should also call :func:`purge_tracker_later` to delete those
-rows again a moment after the reply has gone out.
+The conversation of the turn that runs the forget action is saved by Rasa only after the
+action answers, so the action also requests a purge that the input channels carry out once
+Rasa has saved the turn (:mod:`shopcore.conversations`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,13 +28,12 @@ from shop.events import EventLog
 from shop.orders import OrderStore
 from shop.profile import ProfileStore
 from shop.tickets import TicketStore
-from shopcore.db import BUSY_TIMEOUT_S
+from shopcore.conversations import forget_conversation
 from shopcore.ids import short, valid_id
+from shopcore.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
-TRACKER_TABLE = "events"  # Rasa 3.6 SQLTrackerStore
-PURGE_DELAY_S = 3.0
 
 
 class SenderLinks(Protocol):
@@ -61,39 +58,6 @@ class ForgetReport:
         return not self.failed
 
 
-def delete_tracker_rows(tracker_db: Path | str, sender_id: str) -> int:
-    """Delete the sender's conversation events from Rasa's SQLite tracker store.
-
-    A missing file or a missing table (Rasa hasn't saved anything yet) means nothing to
-    delete; the file is never created here.
-    """
-    path = Path(tracker_db)
-    if not valid_id(sender_id) or not path.is_file():
-        return 0
-    with closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True,
-                                 timeout=BUSY_TIMEOUT_S)) as db, db:
-        exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                            (TRACKER_TABLE,)).fetchone()
-        if not exists:
-            return 0
-        return db.execute(f"DELETE FROM {TRACKER_TABLE} WHERE sender_id = ?",
-                          (sender_id,)).rowcount
-
-
-async def purge_tracker_later(
-    tracker_db: Path | str, sender_id: str, delay_s: float = PURGE_DELAY_S
-) -> int:
-    """Delete the sender's tracker rows again once Rasa has saved the forget turn."""
-    await asyncio.sleep(delay_s)
-    try:
-        removed = await asyncio.to_thread(delete_tracker_rows, tracker_db, sender_id)
-    except sqlite3.Error as error:
-        logger.error("tracker purge for %s failed: %s", short(sender_id), error)
-        return 0
-    logger.info("tracker purge for %s removed %d events", short(sender_id), removed)
-    return removed
-
-
 def forget_shopper(
     sender_id: str, *,
     orders: OrderStore | None = None,
@@ -103,6 +67,7 @@ def forget_shopper(
     events: EventLog | None = None,
     links: SenderLinks | None = None,
     tracker_db: Path | str | None = None,
+    uploads: UploadStore | None = None,
 ) -> ForgetReport:
     """Delete (or, for orders, anonymise) everything held about ``sender_id``.
 
@@ -119,7 +84,7 @@ def forget_shopper(
         "tickets": tickets.delete_for if tickets else None,
         "events": events.forget if events else None,
         "links": links.forget if links else None,
-        "conversation": ((lambda s: delete_tracker_rows(tracker_db, s))
+        "conversation": ((lambda s: forget_conversation(tracker_db, uploads, s)[0])
                          if tracker_db is not None else None),
     }
     deleted: dict[str, int] = {}
@@ -142,6 +107,20 @@ def forget_shopper(
     logger.info("forgot %s: deleted %s, %d orders anonymised", short(sender_id), deleted,
                 anonymised)
     report = ForgetReport(sender_id, deleted, anonymised, kept, failed)
+    return ForgetReport(**{**report.__dict__, "message": forget_message(report)})
+
+
+def combined(reports: list[ForgetReport]) -> ForgetReport:
+    """One report (and reply) for a shopper and their linked chats, forgotten together."""
+    deleted: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for report in reports:
+        for name, rows in report.deleted.items():
+            deleted[name] = deleted.get(name, 0) + rows
+        failed.update(report.failed)
+    report = ForgetReport(reports[0].sender_id, deleted,
+                          sum(r.orders_anonymised for r in reports),
+                          sum(r.addresses_kept for r in reports), failed)
     return ForgetReport(**{**report.__dict__, "message": forget_message(report)})
 
 

@@ -10,13 +10,16 @@ from pathlib import Path
 from shop.cart import CartStore
 from shop.events import EventLog
 from shop.orders import OrderStore
-from shop.privacy import ForgetReport, forget_shopper
+from shop.privacy import ForgetReport, combined, forget_shopper
 from shop.profile import ProfileStore
 from shop.rules import OrderRules
 from shop.tickets import TicketStore
+from shopcore.conversations import request_purge
 from shopcore.db import Database, open_database
+from shopcore.ids import valid_id
 from shopcore.links import LinkStore
 from shopcore.settings import Settings
+from shopcore.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class ShopRecords:
     events: EventLog
     links: LinkStore
     tracker_db: Path | None = None
+    uploads: UploadStore | None = None
 
     @classmethod
     def open(cls, settings: Settings, rules: OrderRules | None = None,
@@ -44,13 +48,21 @@ class ShopRecords:
                    cart=CartStore(database), profiles=ProfileStore(database),
                    tickets=TicketStore(database, contact_hours=contact_hours),
                    events=EventLog(database), links=LinkStore(database),
-                   tracker_db=settings.tracker_db)
+                   tracker_db=settings.tracker_db, uploads=UploadStore.from_settings(settings))
 
     def forget(self, sender_id: str) -> ForgetReport:
-        """'Forget me': everything held about the shopper (see :mod:`shop.privacy`)."""
-        return forget_shopper(sender_id, orders=self.orders, cart=self.cart,
-                              profile=self.profiles, tickets=self.tickets, events=self.events,
-                              links=self.links, tracker_db=self.tracker_db)
+        """'Forget me': everything held about the shopper and every chat linked to them (see
+        :mod:`shop.privacy`); the conversations are purged again once Rasa saved the turn."""
+        chats = [sender_id, *self.links.aliases(sender_id)] if valid_id(sender_id) \
+            else [sender_id]
+        reports = [forget_shopper(chat, orders=self.orders, cart=self.cart,
+                                  profile=self.profiles, tickets=self.tickets,
+                                  events=self.events, links=self.links,
+                                  tracker_db=self.tracker_db, uploads=self.uploads)
+                   for chat in chats]
+        if valid_id(sender_id):
+            request_purge(self.db, chats)
+        return combined(reports)
 
 
 def policy_terms() -> tuple[OrderRules, str]:

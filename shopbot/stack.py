@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from shopcore.keys import internal_secret
 from shopcore.settings import PROJECT_ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -70,10 +71,18 @@ def rasa_env(settings: Settings | None = None,
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONWARNINGS="ignore",
     )
+    if settings is not None:  # Sanic refuses larger bodies before buffering them
+        env["SANIC_REQUEST_MAX_SIZE"] = str(settings.max_webhook_bytes)
     if settings is not None:
         env["TRACKER_DB"] = str(settings.tracker_db)  # endpoints.yml reads it
     env.update(extra or {})
     return env
+
+
+def action_endpoint_env(settings: Settings) -> dict[str, str]:
+    """Where Rasa calls the action server, with the token it must show (endpoints.yml)."""
+    return {"ACTION_ENDPOINT_URL": f"http://{settings.host}:{settings.action_port}/webhook",
+            "ACTION_ENDPOINT_TOKEN": internal_secret(settings)}
 
 
 def _input_files(root: Path) -> Iterable[Path]:
@@ -198,6 +207,9 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.log_dir = Path(self.log_dir or self.settings.logs_dir)  # type: ignore[arg-type]
+        if not self.settings.internal_secret:  # every child gets the same one (to_env)
+            self.settings = self.settings.replace(
+                internal_secret=internal_secret(self.settings))
 
     @property
     def rasa_url(self) -> str:
@@ -209,7 +221,9 @@ class Stack:
 
     @property
     def web_url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.web_port}"
+        host = self.settings.web_host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:" \
+               f"{self.settings.web_port}"
 
     def _app_env(self) -> dict[str, str]:
         env = process_env()
@@ -217,6 +231,7 @@ class Stack:
         env.update(
             TOKENIZERS_PARALLELISM="false",
             PYTHONUNBUFFERED="1",
+            SANIC_REQUEST_MAX_SIZE=str(self.settings.max_webhook_bytes),
         )
         return env
 
@@ -237,7 +252,7 @@ class Stack:
                  "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                  "--interface", s.host, "--port", str(s.rasa_port)],
                 f"{self.rasa_url}/", self.log_dir / "rasa.log",
-                rasa_env(s, {"ACTION_ENDPOINT_URL": f"{self.action_url}/webhook"}),
+                rasa_env(s, action_endpoint_env(s)),
                 ready_line=READY_LINE,
             ),
         ]

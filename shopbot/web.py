@@ -1,11 +1,16 @@
-"""The demo shop server: product grid and photos, and the chat widget's API.
+"""The public web server: product grid and photos, the chat widget's API, and the messaging
+platforms' webhooks. Everything else (Rasa, the action server) stays internal.
 
-The widget talks only to this server: ``/api/chat`` proxies to Rasa's REST channel (Rasa
-stays on loopback), ``/api/upload`` takes shopper photos, ``/api/config`` tells the widget
-the limits. Every shopper input is checked here first (malformed JSON, odd sender ids, huge
-messages, files that are not pictures) and refused with a clear JSON error and a log line.
-Shops that embed the widget on their own site list that site's origin in ``cors_origins``;
-other origins get no CORS headers, so browsers keep them out.
+The widget talks only to this server: ``/api/chat`` passes the message on to Rasa's REST
+channel with the internal secret, ``/api/upload`` takes shopper photos, ``/api/session``
+tells who the shopper is, ``/api/config`` tells the widget the limits. The server decides
+who the shopper is (:mod:`shopbot.identity`): a signed session cookie, or the shop
+backend's customer token; a ``sender`` in a request body is ignored. Every shopper input is
+checked here first (malformed JSON, huge messages, files that are not pictures, too many
+requests) and refused with a clear JSON error and a log line. Shops that embed the widget on
+their own site list that site's origin in ``cors_origins``; other origins get no CORS
+headers, and their requests are refused. ``/webhooks/<platform>/webhook`` is passed through
+to Rasa's channel for that platform (which checks the platform's signature), size-capped.
 """
 
 from __future__ import annotations
@@ -22,13 +27,26 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from retrieval.cards import product_card
 from retrieval.catalog import Product
 from retrieval.store import ProductStore, product_from_metadata
-from shopcore.ids import is_channel_sender
+from shopbot.identity import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE_S,
+    Shopper,
+    TokenRejected,
+    anonymous,
+    client_address,
+    demo,
+    mint_cookie,
+    new_session_id,
+    read_cookie,
+    verify_customer_token,
+)
 from shopcore.images import ImageRejected
+from shopcore.keys import internal_secret, session_key
 from shopcore.logs import setup_logging
 from shopcore.settings import PROJECT_ROOT, Settings, get_settings
 from shopcore.uploads import (
@@ -51,7 +69,11 @@ MULTIPART_SLACK = 16 * 1024  # boundaries and part headers on top of the file it
 SMALL_FIELD_BYTES = 4 * 1024  # any form field besides `file` (ignored, but bounded)
 MAX_FORM_PARTS = 8
 READ_CHUNK = 64 * 1024
-UPLOADS_PER_MINUTE = 20  # per client address
+INTERNAL_HEADER = "X-Shopbot-Internal"  # the secret Rasa's REST channel asks for
+MESSAGING_CHANNELS = ("telegram", "messenger", "slack", "twilio", "signed")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+              "trailer", "transfer-encoding", "upgrade", "content-length",
+              INTERNAL_HEADER.lower()}
 DECODES_AT_ONCE = 2  # photo decoding is CPU work: never more than this at a time
 PRUNE_EVERY_S = 3600
 CORS_PATHS = ("/api/", "/static/")
@@ -62,20 +84,15 @@ REJECT_STATUS = {"too_large": 413, "too_many_pixels": 413, "not_an_image": 415,
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE: web.AppKey[ProductStore] = web.AppKey("store", ProductStore)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+SESSION_KEY: web.AppKey[bytes] = web.AppKey("session_key", bytes)
+INTERNAL: web.AppKey[str] = web.AppKey("internal_secret", str)
 
 
 class ChatRequest(BaseModel):
-    sender: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    """What the widget sends; any ``sender`` field is ignored (the server knows who)."""
+
     message: str
     upload: str | None = Field(default=None, pattern=REF_PATTERN.pattern)
-
-    @field_validator("sender")
-    @classmethod
-    def not_a_channel_id(cls, sender: str) -> str:
-        """A messaging shopper's id ("telegram:42") would open their cart and orders here."""
-        if is_channel_sender(sender):
-            raise ValueError("sender ids of messaging channels are not accepted here")
-        return sender
 
 
 class RateLimiter:
@@ -100,12 +117,28 @@ class RateLimiter:
         return True
 
 
-class Uploads:
-    """Upload handling state of one app: the store, the rate limit, the decode slots."""
+class Limits:
+    """The rate limits of one app: chats and uploads per session, and everything per client
+    address (through a trusted proxy, the address it reports)."""
 
-    def __init__(self, store: UploadStore, per_minute: int = UPLOADS_PER_MINUTE) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.chats = RateLimiter(settings.chats_per_minute)
+        self.uploads = RateLimiter(settings.uploads_per_minute)
+        self.addresses = RateLimiter(settings.requests_per_address_minute)
+        self.sessions = RateLimiter(30)  # new sessions per client address per minute
+
+    def allow(self, limiter: RateLimiter, session: str, address: str) -> bool:
+        return limiter.allow(session) and self.addresses.allow(address)
+
+
+LIMITS: web.AppKey[Limits] = web.AppKey("limits", Limits)
+
+
+class Uploads:
+    """Upload handling state of one app: the store, the decode slots."""
+
+    def __init__(self, store: UploadStore) -> None:
         self.store = store
-        self.limiter = RateLimiter(per_minute)
         self.decoding = asyncio.Semaphore(DECODES_AT_ONCE)
         self.pruned_at = 0.0
 
@@ -132,6 +165,98 @@ def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+# -- who is asking -------------------------------------------------------------------------
+
+def remote_address(request: web.Request) -> str:
+    """The client's address (through a configured trusted proxy, the one it reports)."""
+    settings = request.app[SETTINGS]
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                          settings.trusted_proxies)
+
+
+def _https(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    if settings.secure_cookies or request.secure:
+        return True
+    return (request.remote in settings.trusted_proxies
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
+
+
+def identify(request: web.Request) -> tuple[Shopper, bool]:
+    """The shopper and whether their session cookie must be (re)set; raises TokenRejected
+    for a bad customer token (refused, never downgraded to anonymous)."""
+    settings = request.app[SETTINGS]
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenRejected("send the customer token as 'Authorization: Bearer <token>'")
+        return verify_customer_token(token.strip(), settings.customer_token_secret,
+                                     max_lifetime_s=settings.customer_token_max_s), False
+    shopper = read_cookie(request.app[SESSION_KEY], request.cookies.get(SESSION_COOKIE),
+                          demo_mode=settings.demo)
+    if shopper is not None:
+        return shopper, False
+    if request.cookies.get(SESSION_COOKIE):
+        logger.info("refused session cookie from %s (bad signature, expired or demo off); "
+                    "new anonymous session", remote_address(request))
+    return anonymous(new_session_id()), True
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse,
+                       shopper: Shopper) -> None:
+    """The signed session cookie: HttpOnly, SameSite (None only for allowed embedding sites
+    over https, which browsers require), Secure over https."""
+    secure = _https(request)
+    cross_site = bool(request.app[SETTINGS].cors_origins) and secure
+    response.set_cookie(SESSION_COOKIE, mint_cookie(request.app[SESSION_KEY], shopper),
+                        max_age=SESSION_MAX_AGE_S, path="/", httponly=True, secure=secure,
+                        samesite="None" if cross_site else "Lax")
+
+
+def token_refused(request: web.Request, rejected: TokenRejected) -> web.Response:
+    logger.warning("refused customer token from %s: %s", remote_address(request), rejected)
+    return error(401, "Your login has expired or is not valid - please sign in again.")
+
+
+def shopper_view(shopper: Shopper) -> dict[str, Any]:
+    """What the page may know about its own session (the session id stays in the cookie)."""
+    return {"kind": shopper.kind,
+            "customer": shopper.sender.partition(":")[2] if shopper.authenticated else None}
+
+
+async def session(request: web.Request) -> web.Response:
+    """GET: who the server thinks this browser is (and a session cookie if it has none)."""
+    try:
+        shopper, fresh = identify(request)
+    except TokenRejected as rejected:
+        return token_refused(request, rejected)
+    response = web.json_response(shopper_view(shopper))
+    if fresh:
+        set_session_cookie(request, response, shopper)
+    return response
+
+
+async def new_session(request: web.Request) -> web.Response:
+    """POST: start over as a new anonymous visitor (the widget's "new conversation")."""
+    if not request.app[LIMITS].sessions.allow(remote_address(request)):
+        return error(429, "Too many new conversations - please wait a minute.")
+    shopper = anonymous(new_session_id())
+    response = web.json_response(shopper_view(shopper))
+    set_session_cookie(request, response, shopper)
+    return response
+
+
+async def demo_session(request: web.Request) -> web.Response:
+    """POST, demo mode only: chat as the demo shopper, who has seeded orders."""
+    if not request.app[SETTINGS].demo:
+        raise web.HTTPNotFound()
+    shopper = demo(new_session_id())
+    response = web.json_response(shopper_view(shopper))
+    set_session_cookie(request, response, shopper)
+    return response
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
@@ -147,6 +272,7 @@ async def widget_config(request: web.Request) -> web.Response:
         "max_upload_bytes": settings.max_upload_bytes,
         "accepted_types": list(ACCEPTED_TYPES),
         "max_message_chars": settings.max_message_chars,
+        "demo": settings.demo,
     })
 
 
@@ -237,10 +363,14 @@ async def upload(request: web.Request) -> web.Response:
     """Store a shopper photo and answer its ref: ``{"ref": "<32 hex>.jpg"}`` (201)."""
     settings = request.app[SETTINGS]
     uploads = request.app[UPLOADS]
-    remote = request.remote or "unknown"
+    remote = remote_address(request)
     limit = settings.max_upload_bytes
     try:
-        if not uploads.limiter.allow(remote):
+        shopper, _ = identify(request)
+    except TokenRejected as rejected:
+        return token_refused(request, rejected)
+    try:
+        if not request.app[LIMITS].allow(request.app[LIMITS].uploads, shopper.sender, remote):
             raise UploadRefused(429, "That's a lot of photos at once - please wait a minute "
                                 "and try again.", "rate limit")
         if request.content_type != "multipart/form-data":
@@ -267,53 +397,123 @@ async def upload(request: web.Request) -> web.Response:
 
 async def chat(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    remote = remote_address(request)
+    try:
+        shopper, fresh = identify(request)
+    except TokenRejected as rejected:
+        return token_refused(request, rejected)
+    if not request.app[LIMITS].allow(request.app[LIMITS].chats, shopper.sender, remote):
+        logger.info("chat rate limit for %s from %s", shopper.kind, remote)
+        return error(429, "That's a lot of messages at once - please wait a moment.")
+    if request.content_type != "application/json":
+        return error(415, "Please send the message as JSON (Content-Type: application/json).")
     try:
         payload = await request.json()
         chat_request = ChatRequest.model_validate(payload)
-    except (ValueError, ValidationError) as exc:
-        logger.info("rejected chat payload from %s: %s", request.remote, str(exc)[:200])
-        return error(400, "Please send JSON like {\"sender\": \"...\", \"message\": \"...\"}.")
+    except (ValueError, ValidationError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep ("[[[[...") is not a chat message.
+        logger.info("rejected chat payload from %s: %s", remote,
+                    " ".join(str(exc).split())[:200])
+        return error(400, "Please send JSON like {\"message\": \"...\"}.")
     text = chat_request.message.strip()
     if not text and not chat_request.upload:
         return error(400, "Your message is empty.")
     if len(text) > settings.max_message_chars:
-        logger.info("rejected %d-char message from %s", len(text), chat_request.sender)
+        logger.info("rejected %d-char message from %s", len(text), remote)
         return error(
             413, f"That message is too long; please keep it under "
                  f"{settings.max_message_chars} characters."
         )
-    rasa_payload: dict[str, Any] = {"sender": chat_request.sender, "message": text}
+    if unreadable(text):
+        logger.info("rejected message with control or surrogate characters from %s", remote)
+        return error(400, "Your message has characters I can't read.")
+    rasa_payload: dict[str, Any] = {"sender": shopper.sender, "message": text,
+                                    "authenticated": shopper.authenticated}
     if chat_request.upload:
         if request.app[UPLOADS].store.path(chat_request.upload) is None:
-            logger.info("unknown upload ref %s from %s", chat_request.upload, chat_request.sender)
+            logger.info("unknown upload ref %s from %s", chat_request.upload, remote)
             return error(400, "That photo is no longer available - please send it again.")
-        rasa_payload = {"sender": chat_request.sender, "message": PHOTO_MESSAGE,
-                        "metadata": photo_metadata(chat_request.upload, text)}
-        logger.info("photo %s from %s goes to the bot", chat_request.upload, chat_request.sender)
+        rasa_payload.update(message=PHOTO_MESSAGE,
+                            metadata=photo_metadata(chat_request.upload, text))
+        logger.info("photo %s from a %s shopper goes to the bot", chat_request.upload,
+                    shopper.kind)
     url = f"http://{settings.host}:{settings.rasa_port}/webhooks/rest/webhook"
+    headers = {INTERNAL_HEADER: request.app[INTERNAL]}
     try:
-        async with request.app[HTTP].post(url, json=rasa_payload) as response:
-            if response.status != 200:
-                logger.error("rasa answered HTTP %s for %s", response.status, chat_request.sender)
+        async with request.app[HTTP].post(url, json=rasa_payload, headers=headers) as answer:
+            if answer.status != 200:
+                logger.error("rasa answered HTTP %s for a %s shopper", answer.status,
+                             shopper.kind)
                 return error(502, "The assistant had a problem answering. Please try again.")
-            messages = await response.json()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+            messages = await answer.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         logger.error("rasa unreachable at %s: %r", url, exc)
         return error(503, "The assistant is not reachable right now. Please try again shortly.")
     if not messages:
         logger.warning("rasa returned no messages for %r", rasa_payload["message"][:100])
-        messages = [{"recipient_id": chat_request.sender,
-                     "text": "Sorry, something went wrong on my side. Please try again."}]
-    return web.json_response(messages)
+        messages = [{"text": "Sorry, something went wrong on my side. Please try again."}]
+    for message in messages:  # the shopper's own id is none of the page's business
+        if isinstance(message, dict):
+            message.pop("recipient_id", None)
+    response = web.json_response(messages)
+    if fresh:
+        set_session_cookie(request, response, shopper)
+    return response
+
+
+def unreadable(text: str) -> bool:
+    """Control characters (other than line breaks and tabs) and lone surrogates: nothing a
+    keyboard types, and the latter can't even be stored."""
+    return any((ord(c) < 32 and c not in "\n\r\t") or 0xD800 <= ord(c) <= 0xDFFF
+               or c == "\x7f" for c in text)
+
+
+async def messaging_webhook(request: web.Request) -> web.StreamResponse:
+    """A messaging platform's webhook, passed to Rasa's channel for it (which checks the
+    platform's signature) with the body byte for byte and the Host the platform used (Twilio
+    signs the URL); bodies over the cap are refused before Rasa sees them."""
+    settings = request.app[SETTINGS]
+    channel = request.match_info["channel"]
+    if channel not in MESSAGING_CHANNELS:
+        raise web.HTTPNotFound()
+    cap = settings.max_webhook_bytes
+    if request.content_length is not None and request.content_length > cap:
+        logger.info("refused %d-byte %s webhook from %s", request.content_length, channel,
+                    remote_address(request))
+        return error(413, "That request is too large.")
+    body = bytearray()
+    while chunk := await request.content.read(READ_CHUNK):
+        body += chunk
+        if len(body) > cap:
+            logger.info("refused oversized %s webhook from %s", channel,
+                        remote_address(request))
+            return error(413, "That request is too large.")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    url = (f"http://{settings.host}:{settings.rasa_port}/webhooks/{channel}/webhook"
+           f"{'?' + request.query_string if request.query_string else ''}")
+    try:
+        async with request.app[HTTP].request(request.method, url, data=bytes(body),
+                                             headers=headers) as answer:
+            data = await answer.read()
+            return web.Response(body=data, status=answer.status,
+                                content_type=answer.content_type or "text/plain")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.error("rasa unreachable for the %s webhook: %r", channel, exc)
+        return error(503, "Temporarily unavailable.")
 
 
 def _cors_headers(origin: str, preflight: bool = False) -> dict[str, str]:
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+               "Access-Control-Allow-Credentials": "true"}
     if preflight:
         headers.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                        "Access-Control-Allow-Headers": "Content-Type, Accept",
+                        "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization",
                         "Access-Control-Max-Age": "600"})
     return headers
+
+
+def _same_origin(request: web.Request, origin: str) -> bool:
+    return origin.partition("://")[2].rstrip("/") == request.host
 
 
 @web.middleware
@@ -330,6 +530,11 @@ async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
             return error(403, "This site is not allowed to use the shopping assistant.")
         assert origin is not None
         return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
+    if request.method == "POST" and origin is not None and not allowed \
+            and not _same_origin(request, origin):
+        # A page elsewhere posting with the shopper's cookie (a form or a "simple" fetch).
+        logger.info("refused %s from foreign origin %r", request.path, origin[:100])
+        return error(403, "This site is not allowed to use the shopping assistant.")
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -368,13 +573,21 @@ def create_app(
     app[SETTINGS] = settings
     app[STORE] = store or ProductStore.from_settings(settings)
     app[UPLOADS] = Uploads(UploadStore.from_settings(settings))
+    app[LIMITS] = Limits(settings)
+    app[SESSION_KEY] = session_key(settings)
+    app[INTERNAL] = internal_secret(settings)
     app.cleanup_ctx.append(_client)
     app.on_startup.append(_prune_uploads)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/config", widget_config)
     app.router.add_get("/api/products", products)
+    app.router.add_get("/api/session", session)
+    app.router.add_post("/api/session/new", new_session)
+    app.router.add_post("/api/session/demo", demo_session)
     app.router.add_post("/api/chat", chat)
+    for method in ("GET", "POST"):
+        app.router.add_route(method, "/webhooks/{channel}/webhook", messaging_webhook)
     app.router.add_post("/api/upload", upload)
     app.router.add_get("/images/{name}", image)
     app.router.add_static("/static/", WEB_DIR)
@@ -387,7 +600,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging(True)
     settings = get_settings()
-    web.run_app(create_app(settings), host=settings.host, port=args.port or settings.web_port,
+    web.run_app(create_app(settings), host=settings.web_host,
+                port=args.port or settings.web_port,
                 print=None)
 
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -108,7 +109,11 @@ orders = Table(
     Column("cod_fee", Float, nullable=False, server_default="0"),
     Column("total", Float, nullable=False),
     Column("invoice_number", String(32), nullable=False, unique=True),
+    # The checkout that made the order (see shop.checkout): a retried checkout finds its
+    # order instead of making a second one. NULL for orders made any other way.
+    Column("checkout_key", String(64)),
     Index("orders_by_sender", "sender_id", "placed_at"),
+    Index("orders_checkout_key", "checkout_key", unique=True),
 )
 order_items = Table(
     "order_items", metadata,
@@ -185,6 +190,20 @@ sender_link_failures = Table(
     Column("at", Float, nullable=False),
     Index("sender_link_failures_at", "at"),
 )
+# Conversations "forget me" asked to delete once Rasa has saved the turn
+# (shopcore.conversations).
+pending_purges = Table(
+    "pending_purges", metadata,
+    Column("sender_id", Id, primary_key=True),
+)
+# Codes handed out, for the per-sender issuing limit.
+sender_link_issued = Table(
+    "sender_link_issued", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", Id, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("sender_link_issued_sender_at", "sender", "at"),
+)
 # What each shopper was shown, opened, carted and bought: the recommender's training data.
 # Not "events": that is the name of Rasa's tracker table, which may share the database.
 product_events = Table(
@@ -208,6 +227,7 @@ class Database:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _engine(url)
         metadata.create_all(self.engine)  # idempotent: creates only what is missing
+        _add_new_columns(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -231,6 +251,35 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Columns added after their table first shipped: create_all adds missing tables, never
+# columns, so a shop's existing database gains these when it is opened. (table, column,
+# SQL type, unique index or None); each must be nullable.
+_NEW_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("orders", "checkout_key", "VARCHAR(64)", "orders_checkout_key"),
+)
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Give a database made before a column existed that column (and its unique index)."""
+
+    def missing(conn: Connection) -> list[tuple[str, str, str, str | None]]:
+        inspector = inspect(conn)
+        return [new for new in _NEW_COLUMNS
+                if new[1] not in {c["name"] for c in inspector.get_columns(new[0])}]
+
+    with engine.connect() as conn:
+        if not missing(conn):
+            return  # the usual case: no write lock taken
+    with engine.connect() as conn:
+        conn = conn.execution_options(shop_write=True)  # one process at a time (SQLite)
+        with conn.begin():
+            for table, column, sql_type, index in missing(conn):
+                logger.warning("adding column %s.%s to the shop database", table, column)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+                if index:
+                    conn.execute(text(f"CREATE UNIQUE INDEX {index} ON {table} ({column})"))
 
 
 def _engine(url: str) -> Engine:

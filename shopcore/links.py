@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from shopcore.db import Database
 from shopcore.db import sender_link_codes as codes
 from shopcore.db import sender_link_failures as failures
+from shopcore.db import sender_link_issued as issued
 from shopcore.db import sender_links as links
 from shopcore.ids import valid_id
 
@@ -41,6 +42,7 @@ FAILURE_WINDOW_S = 3600
 MAX_FAILURES_PER_SENDER = 5  # per FAILURE_WINDOW_S
 GLOBAL_WINDOW_S = 600
 MAX_FAILURES_GLOBAL = 50  # per GLOBAL_WINDOW_S, all senders together
+MAX_CODES_PER_SENDER = 5  # per FAILURE_WINDOW_S
 
 COMMAND = re.compile(
     r"^\s*/?(?P<verb>link|unlink)(?:@\w+)?(?:\s+(?P<code>\d{3}[\s-]?\d{3}))?\s*[.!]?\s*$",
@@ -60,6 +62,9 @@ UNLINKED = "This chat is no longer linked; it has its own cart and profile again
 UNLINKED_OTHERS = "Your other chats are no longer linked to this one."
 NOT_LINKED = "This chat isn't linked to another one."
 BAD_SENDER = "Sorry, I can't link this chat."
+SIGN_IN_FIRST = ("To use a link code here, please sign in to your account on the website "
+                 "first (or type the code in your messaging app instead).")
+TOO_MANY_CODES = "You've asked for several codes already - please use the last one or wait a while."
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,17 @@ class LinkStore:
                                 .order_by(links.c.alias))
             return [row[0] for row in rows]
 
-    def issue(self, sender: str, now: float | None = None) -> str:
-        """A fresh code for ``sender`` (replacing its previous one)."""
+    def issue(self, sender: str, now: float | None = None) -> str | None:
+        """A fresh code for ``sender`` (replacing its previous one); None past the limit."""
         now = time.time() if now is None else now
         with self.db.write(sender) as conn:
+            conn.execute(delete(issued).where(issued.c.at < now - FAILURE_WINDOW_S))
+            recent = conn.execute(select(func.count()).select_from(issued).where(
+                issued.c.sender == sender)).scalar()
+            if recent >= MAX_CODES_PER_SENDER:
+                logger.warning("link code refused (issuing limit) for %r", sender[:40])
+                return None
+            conn.execute(insert(issued).values(sender=sender, at=now))
             conn.execute(delete(codes).where(or_(codes.c.expires_at < now,
                                                  codes.c.sender == sender)))
             while True:
@@ -172,13 +184,19 @@ class LinkStore:
                 or_(links.c.alias == sender, links.c.canonical == sender))).rowcount
             removed += conn.execute(delete(codes).where(codes.c.sender == sender)).rowcount
             conn.execute(delete(failures).where(failures.c.sender == sender))
+            conn.execute(delete(issued).where(issued.c.sender == sender))
         if removed:
             logger.info("forgot %d link rows of %r", removed, sender[:40])
         return removed
 
-    def handle(self, sender: str, text: object, now: float | None = None) -> str | None:
+    def handle(self, sender: str, text: object, now: float | None = None, *,
+               may_redeem: bool = True) -> str | None:
         """The reply to a link command in ``text`` from ``sender`` (the platform's own id,
-        before mapping); None when ``text`` is no link command and should go to the bot."""
+        before mapping); None when ``text`` is no link command and should go to the bot.
+
+        ``may_redeem``: whether this sender is proven (a messaging platform's signed id, a
+        signed-in customer). An anonymous web session may show a code, never redeem one:
+        redeeming makes the chat act as the other account."""
         command = parse_command(text)
         if command is None:
             return None
@@ -187,8 +205,12 @@ class LinkStore:
         if command.verb == "unlink":
             return self.unlink(sender)
         if command.code:
+            if not may_redeem:
+                logger.info("link code refused for unauthenticated %r", sender[:40])
+                return SIGN_IN_FIRST
             return self.redeem(sender, command.code, now)
-        return ISSUED.format(code=self.issue(sender, now))
+        code = self.issue(sender, now)
+        return TOO_MANY_CODES if code is None else ISSUED.format(code=code)
 
 
 def _canonical_in(conn: Connection, sender: str) -> str:

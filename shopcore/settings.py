@@ -68,7 +68,8 @@ class Settings(_EnvSettings):
     tracker_db: Path | None = Field(
         default=None, description="Rasa's SQLite tracker store; default var_dir/tracker.db.")
     demo: bool = Field(
-        default=True, description="Seed the demo shoppers' orders (demo-shopper...).")
+        default=False, description="Demo mode (`make run` switches it on): seed the demo "
+        "shoppers' orders and let the demo page chat as demo-shopper. Off for a real shop.")
 
     uploads_dir: Path | None = Field(
         default=None, description="Shopper photo uploads (random names; bad files never "
@@ -85,10 +86,39 @@ class Settings(_EnvSettings):
         default=None, description="Product page template with {id} for messaging channels; "
         "default public_url/?product={id}.")
 
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1", description="Where Rasa and the action server listen: internal "
+        "only (loopback unless they run on other machines of a private network).")
+    web_host: str = Field(
+        default="127.0.0.1", description="Where the web server listens (page, widget API, "
+        "messaging webhooks): the public surface; 0.0.0.0 to publish it.")
     rasa_port: int = 5005
     action_port: int = 5055
     web_port: int = 8080
+    session_secret: str | None = Field(
+        default=None, description="Signs the web shoppers' session cookies; default a random "
+        "key kept in var_dir/secrets/session.key (made on first use).")
+    internal_secret: str | None = Field(
+        default=None, description="What the web server shows Rasa's REST channel and Rasa "
+        "shows the action server; default a random one per `shopbot run`.")
+    customer_token_secret: str | None = Field(
+        default=None, description="The shop backend's HS256 key for customer tokens (JWT "
+        "with sub and exp); unset: logged-in customers are not accepted.")
+    customer_token_max_s: int = Field(
+        default=86_400, description="Longest customer-token lifetime accepted (exp - now).")
+    secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure (set when the site is served over "
+        "https; also set for requests a trusted proxy says came over https).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (client address for rate limits).")
+    chats_per_minute: int = 30  # per web session
+    uploads_per_minute: int = 20  # per web session
+    requests_per_address_minute: int = Field(
+        default=600, description="Chats and uploads per client address per minute (many "
+        "shoppers may share one address behind a carrier's NAT).")
+    max_webhook_bytes: int = 1024 * 1024  # messaging webhook bodies, at the web server and Rasa
+
     models_dir: Path | None = Field(
         default=None, description="Trained and exported models; default var_dir/models.")
     logs_dir: Path | None = Field(

@@ -22,11 +22,14 @@ os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["SHOPBOT_VAR_DIR"] = tempfile.mkdtemp(prefix="shopbot-tests-")
 os.environ.setdefault("SHOPBOT_MODELS_DIR", str(PROJECT_ROOT / "var" / "models"))
+os.environ.setdefault("SHOPBOT_DEMO", "true")  # the stacks have demo-shopper; tests turn it off
 
 from retrieval.ingest import ingest_catalog  # noqa: E402
 from retrieval.search import ProductSearch  # noqa: E402
 from retrieval.store import ProductStore  # noqa: E402
 
+# The shop backend's key for customer tokens in the test stacks (tests mint tokens with it).
+CUSTOMER_TOKEN_SECRET = "test-shop-backend-customer-token-key-32b"
 SHARED_DATA = Path(os.environ.get("SHOPBOT_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 REAL_CATALOG = SHARED_DATA / "catalog" / "products.jsonl.gz"
 REAL_IMAGES = SHARED_DATA / "catalog" / "images"
@@ -86,7 +89,9 @@ def stack(sample_store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     from tests.e2e import running_stack
 
     run_dir = tmp_path_factory.mktemp("stack")
-    with running_stack(Settings(store_dir=sample_store_dir, var_dir=run_dir)) as started:
+    settings = Settings(store_dir=sample_store_dir, var_dir=run_dir,
+                        customer_token_secret=CUSTOMER_TOKEN_SECRET)
+    with running_stack(settings) as started:
         yield started
 
 
@@ -108,6 +113,7 @@ def photo_shop(request: pytest.FixtureRequest,
         query = "show me red dresses"
     allowed_port = free_port()  # the widget test serves a page from this origin
     settings = Settings(store_dir=store_dir, var_dir=run_dir / "var",
-                        cors_origins=[f"http://127.0.0.1:{allowed_port}"])
+                        cors_origins=[f"http://127.0.0.1:{allowed_port}"],
+                        customer_token_secret=CUSTOMER_TOKEN_SECRET)
     with running_stack(settings) as started:
         yield PhotoShop(started, ProductStore(store_dir), held_out, photo, query, allowed_port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import shutil
@@ -96,33 +97,80 @@ def running_stack(settings: Settings, *, with_web: bool = True,
         stack.stop()
 
 
-def post_json(url: str, payload: Any, timeout: float = 120) -> tuple[int, Any]:
+def post_json(url: str, payload: Any, timeout: float = 120,
+              headers: dict[str, str] | None = None,
+              opener: urllib.request.OpenerDirector | None = None) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
+        with (opener or urllib.request.build_opener()).open(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        return error.code, _json_or_text(error.read())
+
+
+def _json_or_text(body: bytes) -> Any:
+    """An error body: JSON when it is (our servers' errors), else the text (a plain 404)."""
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        return body.decode(errors="replace")
+
+
+def internal_headers(stack: Stack) -> dict[str, str]:
+    """What the web server shows Rasa's REST channel (tests stand in for the web server)."""
+    return {"X-Shopbot-Internal": stack.settings.internal_secret or ""}
 
 
 def say(stack: Stack, sender: str, text: str, metadata: dict[str, Any] | None = None
         ) -> Messages:
-    """One turn over Rasa's REST webhook; the bot's messages."""
+    """One turn over Rasa's (internal) REST webhook as ``sender``; the bot's messages."""
     payload: dict[str, Any] = {"sender": sender, "message": text}
     if metadata:
         payload["metadata"] = metadata
-    status, messages = post_json(f"{stack.rasa_url}/webhooks/rest/webhook", payload)
+    status, messages = post_json(f"{stack.rasa_url}/webhooks/rest/webhook", payload,
+                                 headers=internal_headers(stack))
     assert status == 200, messages
     return messages
 
 
-def chat(stack: Stack, sender: str, text: str, upload: str | None = None) -> Messages:
-    """One turn through the web server's /api/chat, as the widget sends it."""
-    payload: dict[str, Any] = {"sender": sender, "message": text}
+class Browser:
+    """One browser: a cookie jar, so the web server's session cookie comes back each time."""
+
+    def __init__(self) -> None:
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def post(self, url: str, payload: Any,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return post_json(url, payload, headers=headers, opener=self.opener)
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(url, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+_BROWSERS: dict[tuple[str, str], Browser] = {}
+
+
+def browser(stack: Stack, name: str) -> Browser:
+    """The browser called ``name`` on this stack's web server (made on first use)."""
+    return _BROWSERS.setdefault((stack.web_url, name), Browser())
+
+
+def chat(stack: Stack, shopper: str, text: str, upload: str | None = None) -> Messages:
+    """One turn through the web server's /api/chat, as the widget in browser ``shopper``
+    sends it (its session cookie decides who it is)."""
+    payload: dict[str, Any] = {"message": text}
     if upload:
         payload["upload"] = upload
-    status, reply = post_json(f"{stack.web_url}/api/chat", payload)
+    status, reply = browser(stack, shopper).post(f"{stack.web_url}/api/chat", payload)
     assert status == 200, reply
     return reply["messages"] if isinstance(reply, dict) else reply
 

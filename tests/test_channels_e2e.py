@@ -42,7 +42,7 @@ from retrieval.ingest import ingest_catalog
 from retrieval.store import ProductStore
 from shopbot.stack import RASA_VENV, Stack, rasa_env
 from shopcore.settings import PROJECT_ROOT, Settings
-from tests.e2e import running_stack
+from tests.e2e import internal_headers, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -218,6 +218,11 @@ class Channels:
     def rasa(self) -> str:
         return self.stack.rasa_url
 
+    @property
+    def public(self) -> str:
+        """The web server: the platforms reach Rasa's channels only through it."""
+        return self.stack.web_url
+
     def events(self, sender: str) -> list[dict[str, Any]]:
         """The user messages Rasa stored for ``sender``."""
         with sqlite3.connect(self.tracker_db) as db:
@@ -235,24 +240,9 @@ class Channels:
         return events
 
 
-@pytest.fixture(scope="module")
-def store_with_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample catalog with a photo per product, so cards carry image URLs."""
-    images = tmp_path_factory.mktemp("catalog-photos")
-    for product in load_catalog(None)[0]:
-        (images / f"{product.id}.jpg").write_bytes(jpeg((60, 80), "gray"))
-    store_dir = tmp_path_factory.mktemp("store-with-photos")
-    ingest_catalog(ProductStore(store_dir), images_dir=images)
-    return store_dir
-
-
-@pytest.fixture(scope="module")
-def channels(store_with_photos: Path, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[Channels]:
-    run_dir = tmp_path_factory.mktemp("channels")
-    fake = FakePlatforms()
-    fake.start()
-    env = {  # channel credentials, as a shop puts them in .env
+def channel_env(fake: FakePlatforms) -> dict[str, str]:
+    """Every channel's credentials, as a shop puts them in .env, against the fake APIs."""
+    return {
         "SHOPBOT_TELEGRAM_TOKEN": TG_TOKEN,
         "SHOPBOT_TELEGRAM_SECRET": TG_SECRET,
         "SHOPBOT_TELEGRAM_API_URL": f"{fake.url}/tg",
@@ -272,10 +262,30 @@ def channels(store_with_photos: Path, tmp_path_factory: pytest.TempPathFactory
         "SHOPBOT_WEBHOOK_SECRET": HOOK_SECRET,
         "SHOPBOT_WEBHOOK_CALLBACK_URL": f"{fake.url}/callback",
     }
+
+
+@pytest.fixture(scope="module")
+def store_with_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample catalog with a photo per product, so cards carry image URLs."""
+    images = tmp_path_factory.mktemp("catalog-photos")
+    for product in load_catalog(None)[0]:
+        (images / f"{product.id}.jpg").write_bytes(jpeg((60, 80), "gray"))
+    store_dir = tmp_path_factory.mktemp("store-with-photos")
+    ingest_catalog(ProductStore(store_dir), images_dir=images)
+    return store_dir
+
+
+@pytest.fixture(scope="module")
+def channels(store_with_photos: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Channels]:
+    run_dir = tmp_path_factory.mktemp("channels")
+    fake = FakePlatforms()
+    fake.start()
+    env = channel_env(fake)
     settings = Settings(store_dir=store_with_photos, var_dir=run_dir, public_url=PUBLIC,
                         max_upload_bytes=MAX_UPLOAD_BYTES)
     try:
-        with running_stack(settings, with_web=False, env=env) as stack:
+        with running_stack(settings, env=env) as stack:
             yield Channels(stack, fake, run_dir / "tracker.db", run_dir / "uploads")
     finally:
         fake.stop()
@@ -317,7 +327,7 @@ def send_telegram(ch: Channels, update: dict[str, Any], secret: str | None = TG_
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    return post(f"{ch.rasa}/webhooks/telegram/webhook", json.dumps(update).encode(), headers)
+    return post(f"{ch.public}/webhooks/telegram/webhook", json.dumps(update).encode(), headers)
 
 
 def send_messenger(ch: Channels, psid: str, message: dict[str, Any] | None = None,
@@ -334,7 +344,7 @@ def send_messenger(ch: Channels, psid: str, message: dict[str, Any] | None = Non
     headers = {"Content-Type": "application/json"}
     if signed:
         headers["X-Hub-Signature-256"] = meta_signature(secret, body)
-    return post(f"{ch.rasa}/webhooks/messenger/webhook", body, headers)
+    return post(f"{ch.public}/webhooks/messenger/webhook", body, headers)
 
 
 def send_slack(ch: Channels, body: bytes, content_type: str = "application/json",
@@ -342,7 +352,7 @@ def send_slack(ch: Channels, body: bytes, content_type: str = "application/json"
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
                "X-Slack-Signature": slack_signature(secret, stamp, body)}
-    return post(f"{ch.rasa}/webhooks/slack/webhook", body, headers)
+    return post(f"{ch.public}/webhooks/slack/webhook", body, headers)
 
 
 def slack_message(user: str, text: str) -> bytes:
@@ -354,7 +364,7 @@ def slack_message(user: str, text: str) -> bytes:
 
 def send_twilio(ch: Channels, shopper: str, body: str = "", token: str = TW_TOKEN,
                 to: str = TW_NUMBER, **extra: str) -> tuple[int, bytes]:
-    url = f"{ch.rasa}/webhooks/twilio/webhook"
+    url = f"{ch.public}/webhooks/twilio/webhook"
     fields = {"MessageSid": f"SM{next(_update_ids)}", "AccountSid": TW_SID, "From": shopper,
               "To": to, "Body": body, "NumMedia": "0", **extra}
     headers = {"Content-Type": "application/x-www-form-urlencoded",
@@ -366,13 +376,16 @@ def send_signed(ch: Channels, sender: str, text: str, secret: str = HOOK_SECRET,
                 now: float | None = None) -> tuple[int, bytes]:
     body = json.dumps({"sender": sender, "message": text}).encode()
     headers = {"Content-Type": "application/json", **sign_shopbot(secret, body, now)}
-    return post(f"{ch.rasa}/webhooks/signed/webhook", body, headers)
+    return post(f"{ch.public}/webhooks/signed/webhook", body, headers)
 
 
-def say_rest(ch: Channels, sender: str, text: str) -> tuple[int, Any]:
+def say_rest(ch: Channels, sender: str, text: str, authenticated: bool = False
+             ) -> tuple[int, Any]:
+    """A turn as the web server passes it on (internal secret; signed-in or not)."""
     status, body = post(f"{ch.rasa}/webhooks/rest/webhook",
-                        json.dumps({"sender": sender, "message": text}).encode(),
-                        {"Content-Type": "application/json"})
+                        json.dumps({"sender": sender, "message": text,
+                                    "authenticated": authenticated}).encode(),
+                        {"Content-Type": "application/json", **internal_headers(ch.stack)})
     return status, json.loads(body)
 
 
@@ -401,18 +414,18 @@ def test_unsigned_and_forged_requests_never_reach_the_bot(channels: Channels) ->
     assert send_messenger(ch, "666", {"text": "hi"}, signed=False)[0] == 401
     assert send_messenger(ch, "666", {"text": "hi"}, secret="guessed")[0] == 403
     event = slack_message("U666", "hi")
-    assert post(f"{ch.rasa}/webhooks/slack/webhook", event,
+    assert post(f"{ch.public}/webhooks/slack/webhook", event,
                 {"Content-Type": "application/json"})[0] == 401
     assert send_slack(ch, event, secret="guessed")[0] == 403
     assert send_slack(ch, event, timestamp=int(time.time()) - 600)[0] == 403, "a replay"
     assert send_twilio(ch, "+1666", "hi", token="guessed")[0] == 403
-    assert post(f"{ch.rasa}/webhooks/twilio/webhook", b"From=%2B1666&Body=hi",
+    assert post(f"{ch.public}/webhooks/twilio/webhook", b"From=%2B1666&Body=hi",
                 {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
     assert send_signed(ch, "666", "hi", secret="guessed")[0] == 403
     assert send_signed(ch, "666", "hi", now=time.time() - 600)[0] == 403
-    assert post(f"{ch.rasa}/webhooks/signed/webhook", b'{"sender": "666", "message": "hi"}',
+    assert post(f"{ch.public}/webhooks/signed/webhook", b'{"sender": "666", "message": "hi"}',
                 {"Content-Type": "application/json"})[0] == 401
-    assert get(f"{ch.rasa}/webhooks/messenger/webhook?hub.mode=subscribe&"
+    assert get(f"{ch.public}/webhooks/messenger/webhook?hub.mode=subscribe&"
                f"hub.verify_token=guessed&hub.challenge=42")[0] == 403
 
     # A genuine message on the same server is answered, so the forged ones had every chance.
@@ -473,7 +486,7 @@ def test_telegram_redelivery_is_answered_once(channels: Channels) -> None:
 
 def test_messenger_handshake_search_and_postback(channels: Channels) -> None:
     ch = channels
-    status, body = get(f"{ch.rasa}/webhooks/messenger/webhook?hub.mode=subscribe&"
+    status, body = get(f"{ch.public}/webhooks/messenger/webhook?hub.mode=subscribe&"
                        f"hub.verify_token={FB_VERIFY}&hub.challenge=1158201444")
     assert (status, body) == (200, b"1158201444")
 
@@ -710,11 +723,40 @@ def test_linked_chats_share_one_conversation(channels: Channels) -> None:
     assert [e["text"] for e in ch.wait_events("telegram:3001")] == ["hello"]
 
 
+def test_only_a_signed_in_web_chat_may_redeem_a_link_code(channels: Channels) -> None:
+    """Redeeming makes the web chat act as the Telegram account: an anonymous web session
+    (a cookie anyone holding it can replay) may not; a signed-in customer may."""
+    ch = channels
+    mark = ch.fake.mark()
+    send_telegram(ch, telegram_update(3101, "link"))
+    (issued,) = ch.fake.turn(mark, to_chat(3101))
+    code = re.search(r"\b(\d{6})\b", issued.json["text"]).group(1)
+    status, refused = say_rest(ch, "web:anonymous-visitor-1", f"link {code}")
+    assert status == 200 and "sign in" in refused[0]["text"]
+    status, linked = say_rest(ch, "customer:ann", f"link {code}", authenticated=True)
+    assert status == 200 and linked[0]["text"].startswith("Linked!")
+    codes = []
+    for _ in range(6):  # issuing is limited too
+        status, answer = say_rest(ch, "web:code-hoarder", "link")
+        codes.append(answer[0]["text"])
+    assert "link code is" in codes[0] and "several codes" in codes[-1]
+
+
 def test_rest_refuses_other_channels_sender_ids(channels: Channels) -> None:
-    status, body = post(f"{channels.rasa}/webhooks/rest/webhook",
-                        json.dumps({"sender": "telegram:1001", "message": "show my cart"}).encode(),
-                        {"Content-Type": "application/json"})
+    forged = json.dumps({"sender": "telegram:1001", "message": "show my cart"}).encode()
+    status, body = post(f"{channels.rasa}/webhooks/rest/webhook", forged,
+                        {"Content-Type": "application/json", **internal_headers(channels.stack)})
     assert status == 403 and b"another channel" in body
+    # Without the web server's secret nobody is served, whatever the sender...
+    for headers in ({}, {"X-Shopbot-Internal": "guess"}):
+        status, body = post(f"{channels.rasa}/webhooks/rest/webhook",
+                            json.dumps({"sender": "web:x", "message": "show my cart"}).encode(),
+                            {"Content-Type": "application/json", **headers})
+        assert status == 401, body
+    # ...and the public web server does not pass the REST channel through at all.
+    status, _ = post(f"{channels.public}/webhooks/rest/webhook", forged,
+                     {"Content-Type": "application/json"})
+    assert status == 404
     status, answer = say_rest(channels, "plain-web-user", "hello")
     assert status == 200 and answer and answer[0]["recipient_id"] == "plain-web-user"
 
@@ -739,5 +781,6 @@ def test_credentials_load_with_channels_off_until_configured(tmp_path: Path) -> 
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     enabled = json.loads(done.stdout.strip().splitlines()[-1])
-    assert enabled == {"rest": None, "socketio": None, "telegram": False, "messenger": False,
+    # No socket.io channel: it would take any sender id from any browser.
+    assert enabled == {"rest": None, "telegram": False, "messenger": False,
                        "slack": False, "twilio": False, "signed": False}

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
+import logging
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,18 +24,22 @@ from retrieval.policy import load_policy
 from retrieval.query import SearchConstraints
 from retrieval.vocab import CatalogVocabulary
 from shop.cart import CartCode, CartStore, CartSummary
+from shop.checkout import CheckoutCode, CheckoutOutcome, checkout, read_cart, recent_order
 from shop.demo import DEMO_SENDERS, seed_demo_orders
 from shop.events import EventLog
 from shop.orders import REMOVED_ADDRESS, OrderCode, OrderStatus, OrderStore, RefundStatus
 from shop.preferences import learn_from_text
-from shop.privacy import delete_tracker_rows, forget_shopper, purge_tracker_later
+from shop.privacy import forget_shopper
 from shop.profile import Profile, ProfileStore, preferred_size, with_profile_defaults
 from shop.rules import OrderRules
 from shop.sizes import normalise_size
 from shop.tickets import MAX_TURN_CHARS, MAX_TURNS, TicketStore
+from shopcore import faults
+from shopcore.conversations import delete_conversation, purge_requested, request_purge
 from shopcore.db import Database
 from shopcore.ids import parse_order_id
 from shopcore.links import LINKED, LinkStore
+from shopcore.settings import PROJECT_ROOT
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 ME, OTHER = DEMO_SENDERS
@@ -828,10 +838,10 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
 
 def test_forget_handles_a_missing_tracker_file_or_table(tmp_path: Path) -> None:
     missing = tmp_path / "no-tracker.db"
-    assert delete_tracker_rows(missing, ME) == 0 and not missing.exists()
+    assert delete_conversation(missing, ME) == 0 and not missing.exists()
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    assert delete_tracker_rows(empty, ME) == 0
+    assert delete_conversation(empty, ME) == 0
     report = forget_shopper(ME, tracker_db=missing)
     assert report.ok and report.deleted == {"conversation": 0}
     assert "conversation history" in report.message
@@ -858,17 +868,28 @@ def test_forget_with_a_bad_sender_deletes_nothing(tmp_path: Path) -> None:
     assert _tracker_rows(tracker, ME) == 3
 
 
-def test_tracker_rows_saved_again_after_forget_are_purged(tmp_path: Path) -> None:
+def test_tracker_rows_saved_again_after_forget_are_purged_on_request(
+    tmp_path: Path, shop_db: Path
+) -> None:
+    """The forget action asks; the channel purges after Rasa saved the turn, with photos."""
+    from shopcore.uploads import UploadStore
+
     tracker = _tracker(tmp_path / "tracker.db", ME, OTHER)
     forget_shopper(ME, tracker_db=tracker)
-
-    async def rasa_saves_the_turn_then_purge() -> int:
-        purge = asyncio.create_task(purge_tracker_later(tracker, ME, delay_s=0.05))
-        _save_turns(tracker, ME, 5)  # what Rasa's SQLTrackerStore.save does after the action
-        return await purge
-
-    assert asyncio.run(rasa_saves_the_turn_then_purge()) == 5
+    db = database(shop_db)
+    request_purge(db, [ME, "", "x" * 500])
+    _save_turns(tracker, ME, 5)  # what Rasa's SQLTrackerStore.save does after the action
+    uploads = UploadStore(tmp_path / "uploads", 10_000_000, 40_000_000)
+    uploads.directory.mkdir(parents=True)
+    ref = "a" * 32 + ".jpg"
+    (uploads.directory / ref).write_bytes(b"photo")
+    with sqlite3.connect(tracker) as conn:
+        conn.execute("INSERT INTO events (sender_id, type_name, data) VALUES (?, 'user', ?)",
+                     (ME, json.dumps({"text": "/photo", "metadata": {"upload": {"ref": ref}}})))
+    assert purge_requested(db, tracker, uploads) == [ME]
     assert _tracker_rows(tracker, ME) == 0 and _tracker_rows(tracker, OTHER) == 3
+    assert not (uploads.directory / ref).exists()
+    assert purge_requested(db, tracker, uploads) == [], "a purge is done once"
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -888,3 +909,258 @@ def test_shop_cli_seeds_lists_and_forgets(tmp_path: Path) -> None:
     assert '"orders_anonymised": 9' in forgot.stdout
     assert shopbot("shop", "orders", ME, "--json", cwd=tmp_path, env=env).stdout.strip() == ""
     assert (tmp_path / "var" / "shop.db").is_file()
+
+
+# -- checkout: one transaction, at most once (issue 14) ---------------------------------------
+
+
+def _checkout_cart(orders: OrderStore, by_id: dict[str, Product],
+                   *wanted: tuple[str, str, int], now: datetime | None = None) -> CartStore:
+    """The buyer's cart, on the order store's database (as ShopRecords shares one)."""
+    cart = CartStore(orders.db)
+    for product_id, size, qty in wanted:
+        assert cart.add("buyer", by_id[product_id], size, qty, now=now).ok
+    return cart
+
+
+def _in_file(shop_db: Path, sender: str = "buyer") -> tuple[list[tuple[str, str | None]], int]:
+    """(orders as (id, checkout key), cart rows) for ``sender``, read straight from the file."""
+    with closing(sqlite3.connect(shop_db)) as conn:
+        placed = conn.execute("SELECT order_id, checkout_key FROM orders WHERE sender_id = ?",
+                              (sender,)).fetchall()
+        carted = conn.execute("SELECT COUNT(*) FROM cart_lines WHERE sender_id = ?",
+                              (sender,)).fetchone()[0]
+    return placed, carted
+
+
+def test_checkout_orders_and_empties_the_cart_in_one_transaction(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 2), ("900002", "S", 1))
+    seen = read_cart(cart, "buyer", by_id.get)
+    assert len(seen.rows) == 2 and len(seen.key) == 64
+    # Held between the order insert and the cart clear, a reader sees neither change yet.
+    monkeypatch.setenv(faults.ENV_VAR, "checkout.after_order:2")
+    caplog.set_level(logging.WARNING, logger="shopbot.faults")
+    done: list[CheckoutOutcome] = []
+    worker = threading.Thread(
+        target=lambda: done.append(checkout(orders, cart, seen, ADDRESS, "upi", now=NOW)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while "fault pause checkout.after_order" not in caplog.text:
+        assert time.monotonic() < deadline, "checkout never reached its pause point"
+        time.sleep(0.02)
+    assert _in_file(shop_db) == ([], 2)
+    worker.join(timeout=30)
+    (outcome,) = done
+    assert outcome.code is CheckoutCode.PLACED and "is placed" in outcome.message
+    order = outcome.order
+    assert order.subtotal == 2 * 714 + 950 and order.item_count == 3
+    assert _in_file(shop_db) == ([(order.order_id, seen.key)], 0)
+    assert orders.get_for("buyer", order.order_id) == order and cart.lines("buyer") == []
+
+
+def test_checkout_retried_with_the_same_cart_gives_the_same_order(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product]
+) -> None:
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1))
+    seen = read_cart(cart, "buyer", by_id.get)
+    first = checkout(orders, cart, seen, ADDRESS, "upi")
+    again = checkout(orders, cart, seen, ADDRESS, "upi")
+    assert first.code is CheckoutCode.PLACED
+    assert again.code is CheckoutCode.ALREADY_PLACED and again.order == first.order
+    assert f"Your order {first.order.order_id} is already placed" in again.message
+    assert _in_file(shop_db) == ([(first.order.order_id, seen.key)], 0)
+
+
+@pytest.mark.parametrize("change", ["another item", "more of it", "removed", "emptied"])
+def test_checkout_refuses_a_cart_changed_since_the_shopper_saw_it(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product], change: str
+) -> None:
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1), ("900002", "S", 1))
+    seen = read_cart(cart, "buyer", by_id.get)
+    match change:
+        case "another item":
+            cart.add("buyer", by_id["900003"], "L")
+        case "more of it":
+            cart.add("buyer", by_id["900001"], "M")
+        case "removed":
+            cart.remove("buyer", "900002")
+        case "emptied":
+            cart.clear("buyer")
+    now = tuple(cart.lines("buyer"))
+    outcome = checkout(orders, cart, seen, ADDRESS, "upi")
+    assert outcome.code is CheckoutCode.CART_CHANGED and outcome.order is None
+    assert outcome.cart == now
+    assert ("changed" if now else "emptied") in outcome.message
+    assert _in_file(shop_db) == ([], len(now)), "nothing written: no order, the cart kept"
+    fresh = read_cart(cart, "buyer", by_id.get)
+    if now:  # checking out what is there now works
+        assert checkout(orders, cart, fresh, ADDRESS, "upi").code is CheckoutCode.PLACED
+
+
+def test_two_checkouts_of_the_same_cart_at_once_make_one_order(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product]
+) -> None:
+    """A double tap, or two replicas: each with its own engine, as separate processes."""
+    _checkout_cart(orders, by_id, ("900001", "M", 1))
+    both_read = threading.Barrier(4)
+    outcomes: list[CheckoutOutcome] = []
+
+    def tap() -> None:
+        db = database(shop_db)
+        cart = CartStore(db)
+        seen = read_cart(cart, "buyer", by_id.get)
+        both_read.wait(timeout=10)  # every one saw the full cart before any writes
+        outcomes.append(checkout(OrderStore(db), cart, seen, ADDRESS, "upi"))
+
+    threads = [threading.Thread(target=tap) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    codes = sorted(o.code for o in outcomes)
+    assert codes == [CheckoutCode.ALREADY_PLACED] * 3 + [CheckoutCode.PLACED]
+    assert len({o.order.order_id for o in outcomes}) == 1
+    placed, carted = _in_file(shop_db)
+    assert len(placed) == 1 and carted == 0
+
+
+def test_a_cart_filled_again_alike_is_a_new_checkout(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product]
+) -> None:
+    """Rows stored to the second can repeat; the shopper's order count tells them apart."""
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1), now=NOW)
+    first = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi")
+    _checkout_cart(orders, by_id, ("900001", "M", 1), now=NOW)
+    second = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi")
+    assert first.code is second.code is CheckoutCode.PLACED
+    placed, carted = _in_file(shop_db)
+    assert len(placed) == len({key for _, key in placed}) == 2 and carted == 0
+
+
+@pytest.mark.parametrize(("address", "payment", "says"), [
+    (INJECTION, "upi", "house number"), (ADDRESS, "bitcoin", "choose how to pay")])
+def test_checkout_with_bad_input_writes_nothing(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product], address: str, payment: str,
+    says: str,
+) -> None:
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1))
+    outcome = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), address, payment)
+    assert outcome.code is CheckoutCode.INVALID_INPUT and says in outcome.message
+    assert _in_file(shop_db) == ([], 1)
+    empty = checkout(orders, cart, read_cart(CartStore(orders.db), "nobody", by_id.get),
+                     ADDRESS, "upi")
+    assert empty.code is CheckoutCode.INVALID_INPUT and "cart is empty" in empty.message
+
+
+def test_recent_order_is_the_latest_standing_order_of_the_last_half_hour(
+    orders: OrderStore, by_id: dict[str, Product]
+) -> None:
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1))
+    placed = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi",
+                      now=NOW).order
+    assert recent_order(orders, "buyer", now=NOW + timedelta(minutes=29)) == placed
+    assert recent_order(orders, "buyer", now=NOW + timedelta(minutes=31)) is None
+    assert recent_order(orders, "nobody", now=NOW) is None
+    orders.cancel("buyer", placed.order_id, now=NOW)
+    assert recent_order(orders, "buyer", now=NOW + timedelta(minutes=1)) is None
+
+
+_KILLED_CHECKOUT = """
+import sys
+from retrieval.catalog import load_catalog
+from shop.cart import CartStore
+from shop.checkout import checkout, read_cart
+from shop.orders import OrderStore
+from shopcore.db import Database
+from shopcore.logs import setup_logging
+
+setup_logging(True)
+db = Database(sys.argv[1])
+products = {p.id: p for p in load_catalog()[0]}
+cart = CartStore(db)
+print(checkout(OrderStore(db), cart, read_cart(cart, "buyer", products.get), sys.argv[2],
+               "upi").code, flush=True)
+"""
+
+
+@pytest.mark.parametrize("point", ["checkout.after_order", "checkout.after_commit"])
+def test_a_checkout_killed_midway_leaves_one_whole_outcome(
+    orders: OrderStore, shop_db: Path, by_id: dict[str, Product], tmp_path: Path, point: str
+) -> None:
+    """SIGKILL at the pause point: before the commit nothing happened (and checking out
+    again places one order); after it the order stands and the cart is empty."""
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1), ("900002", "S", 2))
+    log = tmp_path / "checkout.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_CHECKOUT, orders.db.url, ADDRESS], cwd=PROJECT_ROOT,
+            env={**os.environ, faults.ENV_VAR: f"{point}:60"}, stdout=out,
+            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while f"fault pause {point}" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the checkout never reached its pause point"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    placed, carted = _in_file(shop_db)
+    if point == "checkout.after_order":
+        assert (placed, carted) == ([], 2), "killed before the commit: nothing happened"
+        outcome = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi")
+        assert outcome.code is CheckoutCode.PLACED
+        placed, carted = _in_file(shop_db)
+    else:
+        seen = read_cart(cart, "buyer", by_id.get)
+        assert not seen.rows and recent_order(orders, "buyer").order_id == placed[0][0]
+    assert len(placed) == 1 and carted == 0
+
+
+def test_a_database_from_before_checkout_keys_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn:  # the orders table as it shipped before
+        conn.executescript("""
+            CREATE TABLE orders (order_id VARCHAR(16) PRIMARY KEY, sender_id VARCHAR(128)
+            NOT NULL, status VARCHAR(32) NOT NULL, placed_at VARCHAR(32) NOT NULL,
+            packed_at VARCHAR(32), shipped_at VARCHAR(32), expected_delivery VARCHAR(32),
+            delivered_at VARCHAR(32), cancelled_at VARCHAR(32), address TEXT NOT NULL,
+            payment_method VARCHAR(32) NOT NULL, subtotal FLOAT NOT NULL,
+            shipping_fee FLOAT NOT NULL, cod_fee FLOAT DEFAULT '0' NOT NULL,
+            total FLOAT NOT NULL, invoice_number VARCHAR(32) NOT NULL UNIQUE);
+            INSERT INTO orders VALUES ('SB-123456', 'old', 'placed', '2025-01-01T00:00:00+00:00',
+            NULL, NULL, NULL, NULL, NULL, '1 Old Road, Pune 411001', 'upi', 10, 0, 0, 10,
+            'INV-2025-123456');""")
+    db = database(path)
+    assert OrderStore(db).get_for("old", "SB-123456").total == 10
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE orders SET checkout_key = 'k'")
+        conn.commit()
+        conn.execute("INSERT INTO orders (order_id, sender_id, status, placed_at, address, "
+                     "payment_method, subtotal, shipping_fee, total, invoice_number) VALUES "
+                     "('SB-654321', 'old', 'placed', 'x', 'a', 'upi', 1, 0, 1, 'i2')")
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE orders SET checkout_key = 'k' WHERE order_id = 'SB-654321'")
+    db.dispose()
+
+
+def test_pause_points_sleep_only_when_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert faults.pauses("checkout.after_order:60, a:1.5,broken,b:x,c:-1") == {
+        "checkout.after_order": 60.0, "a": 1.5}
+    caplog.set_level(logging.WARNING, logger="shopbot.faults")
+    monkeypatch.delenv(faults.ENV_VAR, raising=False)
+    started = time.monotonic()
+    faults.pause_point("checkout.after_order")
+    monkeypatch.setenv(faults.ENV_VAR, "something.else:60")
+    faults.pause_point("checkout.after_order")
+    assert time.monotonic() - started < 1 and "fault pause" not in caplog.text
+    monkeypatch.setenv(faults.ENV_VAR, "other:60,checkout.after_order:0.2")
+    faults.pause_point("checkout.after_order")
+    assert time.monotonic() - started >= 0.2
+    assert "fault pause checkout.after_order" in caplog.text

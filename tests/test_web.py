@@ -18,7 +18,7 @@ from PIL import Image
 
 from retrieval.store import ProductStore
 from shopbot.stack import free_port, process_env
-from shopbot.web import UPLOADS, RateLimiter, create_app
+from shopbot.web import INTERNAL, LIMITS, RateLimiter, create_app
 from shopcore.settings import Settings
 from shopcore.uploads import REF_PATTERN, UploadStore
 from tests.conftest import REAL_IMAGES
@@ -62,9 +62,9 @@ async def test_products_api(client: TestClient) -> None:
     [
         ("not json", 400),
         ('{"sender": "a"}', 400),
-        ('{"sender": "../etc", "message": "hi"}', 400),
-        ('{"sender": "telegram:42", "message": "show my orders"}', 400),
-        ('{"sender": "Slack:T1:U2", "message": "hi"}', 400),
+        ('{"message": "hi\\u0000there"}', 400),
+        ('{"message": "\\ud800"}', 400),
+        ('{"message": {"text": "hi"}}', 400),
         ('{"sender": "a", "message": 5}', 400),
         ('{"sender": "a", "message": "   "}', 400),
         ('[1, 2]', 400),
@@ -250,7 +250,7 @@ async def test_upload_without_a_file_field(client: TestClient) -> None:
 
 
 async def test_uploads_are_rate_limited_per_client(client: TestClient) -> None:
-    client.server.app[UPLOADS].limiter = RateLimiter(2)
+    client.server.app[LIMITS].addresses = RateLimiter(2)  # no cookie: one address
     statuses = [(await client.post("/api/upload", data=form(photo_bytes()))).status
                 for _ in range(3)]
     assert statuses == [201, 201, 429]
@@ -336,3 +336,123 @@ def test_stack_hands_env_file_secrets_to_its_processes(tmp_path: Path,
     env = process_env(tmp_path)
     assert env["TELEGRAM_TOKEN"] == "from-file" and env["SLACK_TOKEN"] == "exported"
     assert "TELEGRAM_TOKEN" not in process_env(tmp_path / "no-such-dir")
+
+
+# -- who the shopper is (the server decides; the page's word is never taken) -----------------
+
+CUSTOMER_SECRET = "the-shop-backends-customer-token-key"
+SEEN: aiohttp.web.AppKey[list[dict[str, object]]] = aiohttp.web.AppKey("seen", list)
+
+
+@pytest.fixture
+async def shop_client(sample_store: ProductStore, tmp_path: Path,
+                      request: pytest.FixtureRequest) -> AsyncIterator[TestClient]:
+    """The web app with a loopback "Rasa" that echoes who it was told the shopper is."""
+    demo_mode = getattr(request, "param", True)
+    seen: list[dict[str, object]] = []
+
+    async def rasa(req: aiohttp.web.Request) -> aiohttp.web.Response:
+        seen.append({"json": await req.json(), "secret": req.headers.get("X-Shopbot-Internal")})
+        return aiohttp.web.json_response([{"recipient_id": (await req.json())["sender"],
+                                           "text": "hi"}])
+
+    fake = aiohttp.web.Application()
+    fake.router.add_post("/webhooks/rest/webhook", rasa)
+    async with TestServer(fake) as rasa_server:
+        settings = Settings(var_dir=tmp_path, store_dir=sample_store.store_dir,
+                            rasa_port=rasa_server.port, demo=demo_mode,
+                            customer_token_secret=CUSTOMER_SECRET, cors_origins=[SHOP])
+        app = create_app(settings, sample_store)
+        app[SEEN] = seen
+        async with TestClient(TestServer(app)) as test_client:
+            yield test_client
+
+
+def _told(client: TestClient) -> dict[str, object]:
+    return client.server.app[SEEN][-1]
+
+
+async def test_the_server_mints_the_session_and_ignores_the_body_sender(
+        shop_client: TestClient) -> None:
+    first = await shop_client.post("/api/chat",
+                                   json={"sender": "demo-shopper", "message": "my orders"})
+    assert first.status == 200
+    cookie = first.cookies["shopbot_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
+    told = _told(shop_client)
+    sender = told["json"]["sender"]  # type: ignore[index]
+    assert sender.startswith("web:") and sender != "demo-shopper"
+    assert told["json"]["authenticated"] is False  # type: ignore[index]
+    assert told["secret"] == shop_client.server.app[INTERNAL]
+    assert "recipient_id" not in (await first.json())[0], "the page never sees the id"
+    again = await shop_client.post("/api/chat", json={"sender": "someone", "message": "hi"})
+    assert again.status == 200 and "shopbot_session" not in again.cookies
+    assert _told(shop_client)["json"]["sender"] == sender, "the cookie keeps the session"  # type: ignore[index]
+
+
+async def test_a_tampered_cookie_gets_a_fresh_anonymous_session(shop_client: TestClient) -> None:
+    await shop_client.post("/api/session/demo")
+    assert (await (await shop_client.get("/api/session")).json())["kind"] == "demo"
+    value = shop_client.session.cookie_jar.filter_cookies(
+        shop_client.make_url("/"))["shopbot_session"].value
+    shop_client.session.cookie_jar.clear()
+    body, _, signature = value.rpartition(".")
+    for forged in (body.replace(".d.", ".a.") + "." + signature, body + "." + "f" * 64):
+        response = await shop_client.post("/api/chat", json={"message": "my orders"},
+                                          cookies={"shopbot_session": forged})
+        assert response.status == 200 and response.cookies["shopbot_session"].value != forged
+        assert _told(shop_client)["json"]["sender"].startswith("web:")  # type: ignore[index]
+        shop_client.session.cookie_jar.clear()
+
+
+@pytest.mark.parametrize("shop_client", [False], indirect=True)
+async def test_no_demo_shopper_outside_demo_mode(shop_client: TestClient) -> None:
+    assert (await shop_client.post("/api/session/demo")).status == 404
+
+
+async def test_customer_tokens_decide_the_customer_and_bad_ones_are_refused(
+        shop_client: TestClient) -> None:
+    import jwt
+
+    def token(sub: str, exp_in: int, key: str = CUSTOMER_SECRET) -> dict[str, str]:
+        raw = jwt.encode({"sub": sub, "exp": int(time.time()) + exp_in}, key, "HS256")
+        return {"Authorization": f"Bearer {raw}"}
+
+    ok = await shop_client.post("/api/chat", json={"sender": "customer:bob", "message": "hi"},
+                                headers=token("ann", 600))
+    assert ok.status == 200
+    assert _told(shop_client)["json"] == {"sender": "customer:ann", "message": "hi",  # type: ignore[index]
+                                          "authenticated": True}
+    session = await shop_client.get("/api/session", headers=token("ann", 600))
+    assert await session.json() == {"kind": "customer", "customer": "ann"}
+    calls = len(shop_client.server.app[SEEN])
+    for headers in (token("ann", -10), token("ann", 600, key="x" * 40), token("ann", 10**8),
+                    {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic YTpi"}):
+        refused = await shop_client.post("/api/chat", json={"message": "my orders"},
+                                         headers=headers)
+        assert refused.status == 401 and "sign in" in (await refused.json())["error"]
+        assert (await shop_client.post("/api/upload", data=form(photo_bytes()),
+                                       headers=headers)).status == 401
+    assert len(shop_client.server.app[SEEN]) == calls, "nothing refused reached the bot"
+
+
+async def test_posts_from_foreign_pages_are_refused(shop_client: TestClient) -> None:
+    """A page elsewhere can post a form with the shopper's cookie; it must not act."""
+    evil = await shop_client.post("/api/chat", data="message=cancel my order",
+                                  headers={"Origin": "https://evil.example",
+                                           "Content-Type": "application/x-www-form-urlencoded"})
+    assert evil.status == 403
+    plain = await shop_client.post("/api/chat", data='{"message": "hi"}',
+                                   headers={"Content-Type": "text/plain"})
+    assert plain.status == 415, "JSON only: a simple cross-site request can't be one"
+    allowed = await shop_client.post("/api/chat", json={"message": "hi"},
+                                     headers={"Origin": SHOP})
+    assert allowed.status == 200
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+async def test_chat_is_rate_limited_per_session(shop_client: TestClient) -> None:
+    shop_client.server.app[LIMITS].chats = RateLimiter(3)
+    statuses = [(await shop_client.post("/api/chat", json={"message": "hi"})).status
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]

@@ -6,6 +6,10 @@ fixture, shared with test_shopping_e2e.py); Playwright drives Debian's ``/usr/bi
 with photos, so cards show real pictures and the upload is a real catalog photo; without
 it, the sample catalog and a generated picture. Screenshots go to test-artifacts/; with
 SHOPBOT_README_SCREENSHOT=1 the README's docs/widget.png is rewritten too.
+
+The server decides who the shopper is (an HttpOnly session cookie, or a shop's customer
+token): the tests read the cookie from the browser context, never from the page. The
+test stack accepts customer tokens signed with CUSTOMER_SECRET.
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ import io
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from PIL import Image
 
-from shopbot.stack import free_port
+from shopbot.identity import SESSION_COOKIE
+from shopbot.stack import Stack, free_port
 from shopcore.settings import PROJECT_ROOT
 from shopcore.uploads import REF_PATTERN
+from tests.conftest import CUSTOMER_TOKEN_SECRET
 from tests.e2e import PhotoShop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,6 +50,8 @@ SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 README_SCREENSHOT = PROJECT_ROOT / "docs" / "widget.png"
 WAIT_MS = 90_000  # one bot turn on two busy cores; generous, never a timing assertion
 WIDGET = "document.getElementById('shopbot-widget').shadowRoot"
+SESSION = "ShopbotWidget.session()"
+CUSTOMER_SECRET = CUSTOMER_TOKEN_SECRET  # the shop backend's key in the test stacks
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +114,19 @@ def wait_for_answer(page: Any, before: int) -> None:
 
 def user_bubbles(page: Any) -> list[str]:
     return [t.strip() for t in page.get_by_test_id("user-message").all_inner_texts()]
+
+
+def session_cookie(page: Any) -> dict[str, Any] | None:
+    """The server's session cookie as the browser keeps it (HttpOnly: not the page's)."""
+    found = [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def cookie_value(page: Any) -> str:
+    cookie = session_cookie(page)
+    assert cookie is not None, "the server set no session cookie"
+    return cookie["value"]
 
 
 CONTRAST_JS = """
@@ -232,9 +256,8 @@ def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: PhotoSho
     assert uploaded.value.status == 201
     ref = uploaded.value.json()["ref"]
     assert REF_PATTERN.match(ref) and (shop.uploads_dir / ref).is_file()
-    assert chatted.value.post_data_json == {
-        "sender": page.evaluate("ShopbotWidget.senderId()"),
-        "message": "like this but in black", "upload": ref}
+    assert chatted.value.post_data_json == {"message": "like this but in black", "upload": ref}, \
+        "no sender: the server knows who is asking"
     wait_for_answer(page, before)
     assert chip.is_hidden()
     thumb = page.get_by_test_id("user-photo")
@@ -267,30 +290,106 @@ def test_bad_files_are_refused_before_anything_is_sent(page: Any, shop: PhotoSho
     screenshot(page, "bad-file.png")
 
 
-def test_reload_keeps_the_conversation(page: Any, shop: PhotoShop) -> None:
+def test_reload_keeps_the_conversation_and_new_starts_a_new_session(page: Any,
+                                                                    shop: PhotoShop) -> None:
     open_chat(page, shop.stack.web_url)
-    say(page, "hello there")
-    sender = page.evaluate("ShopbotWidget.senderId()")
+    with page.expect_request(lambda r: r.url.endswith("/api/chat")) as sent:
+        say(page, "hello there")
+    assert sent.value.post_data_json == {"message": "hello there"}
+    first = cookie_value(page)
+    assert page.evaluate(SESSION) == {"kind": "anonymous", "customer": None}
     transcript = page.get_by_test_id("chat-log").inner_text()
     page.reload()
     assert page.get_by_test_id("chat-panel").is_visible(), "the open panel stays open"
     assert page.get_by_test_id("chat-log").inner_text() == transcript
-    assert page.evaluate("ShopbotWidget.senderId()") == sender
-    page.get_by_test_id("chat-reset").click()
-    assert page.get_by_test_id("user-message").count() == 0
-    assert page.evaluate("ShopbotWidget.senderId()") != sender
+    assert cookie_value(page) == first, "the same session after a reload"
+
+    with page.expect_response(lambda r: r.url.endswith("/api/session/new")) as started:
+        page.get_by_test_id("chat-reset").click()
+    assert started.value.status == 200
+    page.get_by_test_id("user-message").first.wait_for(state="detached")
+    assert page.get_by_test_id("chat-welcome").is_visible()
+    assert cookie_value(page) != first, "a new conversation is a new session"
+    assert page.evaluate(SESSION) == {"kind": "anonymous", "customer": None}
+    assert page.evaluate(f"{WIDGET}.activeElement.dataset.testid") == "chat-input"
+    say(page, "hi again")
+    assert user_bubbles(page) == ["hi again"]
+
+
+def test_the_session_cookie_is_out_of_the_pages_reach(page: Any, shop: PhotoShop) -> None:
+    page.goto(shop.stack.web_url)
+    assert page.evaluate(SESSION) == {"kind": "anonymous", "customer": None}
+    cookie = session_cookie(page)
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert SESSION_COOKIE not in page.evaluate("document.cookie")
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
+    assert cookie["value"] not in stored and "sender" not in stored
+    assert page.evaluate("typeof ShopbotWidget.senderId") == "undefined"
+
+
+RECORD_SESSION_CHANGES = """
+window.sessionChanges = [];
+window.addEventListener('shopbot:sessionchange', (e) => window.sessionChanges.push(e.detail));
+"""
 
 
 def test_demo_shopper_switch(page: Any, shop: PhotoShop) -> None:
+    page.add_init_script(RECORD_SESSION_CHANGES)
     page.goto(shop.stack.web_url)
     switch = page.get_by_test_id("demo-shopper")
+    assert page.evaluate(SESSION)["kind"] == "anonymous"
+    first = cookie_value(page)
     assert not switch.is_checked()
-    switch.check()
-    assert page.evaluate("ShopbotWidget.senderId()") == "demo-shopper"
+    with page.expect_response(lambda r: r.url.endswith("/api/session/demo")) as switched:
+        switch.check()
+    assert switched.value.status == 200
+    assert page.evaluate(SESSION) == {"kind": "demo", "customer": None}
+    page.wait_for_function("window.sessionChanges.length === 1")
+    assert page.evaluate("window.sessionChanges") == [{"kind": "demo", "customer": None}]
+    demo_cookie = cookie_value(page)
+    assert demo_cookie != first
+
     page.reload()
-    assert page.get_by_test_id("demo-shopper").is_checked(), "the choice survives a reload"
-    page.get_by_test_id("demo-shopper").uncheck()
-    assert page.evaluate("ShopbotWidget.senderId()") not in ("demo-shopper", None)
+    sync_api.expect(page.get_by_test_id("demo-shopper")).to_be_checked(timeout=WAIT_MS)
+    assert page.evaluate(SESSION)["kind"] == "demo", "the choice survives a reload"
+    with page.expect_response(lambda r: r.url.endswith("/api/session/new")) as renewed:
+        page.get_by_test_id("demo-shopper").uncheck()
+    assert renewed.value.status == 200
+    assert page.evaluate(SESSION) == {"kind": "anonymous", "customer": None}
+    assert cookie_value(page) not in (first, demo_cookie)
+    page.wait_for_function("window.sessionChanges.length === 1")  # a new page since the reload
+    assert page.evaluate("window.sessionChanges") == [{"kind": "anonymous", "customer": None}]
+    assert not page.get_by_test_id("demo-shopper").is_checked()
+
+
+@pytest.fixture(scope="module")
+def real_shop_web(shop: PhotoShop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second web server of the shop with demo mode off (a real shop), in front of the
+    same Rasa."""
+    settings = shop.stack.settings.replace(web_port=free_port(), demo=False)
+    stack = Stack(settings, shop.stack.model, log_dir=tmp_path_factory.mktemp("real-shop"))
+    web = next(service for service in stack.build() if service.name == "web demo")
+    web.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not web.is_ready():
+            assert web.alive(), f"the web server exited:\n{web.log_tail()}"
+            assert time.monotonic() < deadline, f"no answer:\n{web.log_tail()}"
+            time.sleep(0.5)
+        yield stack.web_url
+    finally:
+        web.stop()
+
+
+def test_the_demo_switch_is_not_offered_without_demo_mode(page: Any,
+                                                           real_shop_web: str) -> None:
+    page.goto(real_shop_web)
+    switch = page.get_by_test_id("demo-shopper")
+    switch.wait_for(state="hidden")
+    assert page.evaluate(SESSION)["kind"] == "anonymous"
+    status = page.evaluate("fetch('/api/session/demo', {method: 'POST'}).then(r => r.status)")
+    assert status == 404
+    assert not page.get_by_test_id("chat-error").count(), "nothing to tell the shopper"
 
 
 FOCUS_RING = f"() => getComputedStyle({WIDGET}.activeElement).outlineStyle"
@@ -347,6 +446,21 @@ def test_phone_width(browser: Any, shop: PhotoShop) -> None:
         context.close()
 
 
+@contextmanager
+def serving(folder: Path, *ports: int) -> Iterator[list[str]]:
+    """``folder`` served over http on each of ``ports`` (each its own origin)."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    servers = [ThreadingHTTPServer(("127.0.0.1", port), handler) for port in ports]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield [f"http://127.0.0.1:{s.server_address[1]}/" for s in servers]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
 @pytest.fixture
 def other_origins(tmp_path: Path, shop: PhotoShop) -> Iterator[tuple[str, str]]:
     """The same shop page served from an allowed origin and from one that is not."""
@@ -355,17 +469,8 @@ def other_origins(tmp_path: Path, shop: PhotoShop) -> Iterator[tuple[str, str]]:
         '</head><body><h1>Another shop</h1>'
         f'<script src="{shop.stack.web_url}/static/widget.js" data-init data-title="Ask us"'
         ' data-open="true"></script></body></html>')
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    servers = [ThreadingHTTPServer(("127.0.0.1", port), handler)
-               for port in (shop.allowed_origin_port, free_port())]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield tuple(f"http://127.0.0.1:{s.server_address[1]}/" for s in servers)  # type: ignore[misc]
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
+    with serving(tmp_path, shop.allowed_origin_port, free_port()) as (allowed, not_allowed):
+        yield allowed, not_allowed
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -380,12 +485,134 @@ def test_embedded_on_another_site(page: Any, other_origins: tuple[str, str]) -> 
     assert page.locator(".sbw-title").inner_text() == "Ask us"
     say(page, "hello")
     assert page.get_by_test_id("bot-message").count() >= 1
+    assert session_cookie(page) is not None, "the session cookie travels cross-origin too"
 
     page.goto(not_allowed)
     page.get_by_test_id("chat-input").fill("hello")
     page.get_by_test_id("chat-send").click()
     assert "Couldn't reach" in page.get_by_test_id("chat-error").inner_text()
     assert page.get_by_test_id("chat-retry").is_visible()
+
+
+# -- a shop's logged-in customers ----------------------------------------------------------
+
+def customer_token(customer: str, expires_in: int) -> str:
+    """A token as the shop's backend signs it for a logged-in customer."""
+    return jwt.encode({"sub": customer, "exp": int(time.time()) + expires_in}, CUSTOMER_SECRET,
+                      algorithm="HS256")
+
+
+@pytest.fixture
+def customer_page(tmp_path: Path, shop: PhotoShop) -> Iterator[str]:
+    """The shop's own site (an allowed origin) with the widget for a logged-in customer; the
+    test sets ``window.widgetOptions`` (the customerToken option) with an init script."""
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>My account</title>'
+        '</head><body><h1>My account</h1>'
+        f'<script src="{shop.stack.web_url}/static/widget.js"></script>'
+        "<script>ShopbotWidget.init(Object.assign({title: 'Ask us', open: true},"
+        " window.widgetOptions));</script></body></html>")
+    with serving(tmp_path, shop.allowed_origin_port) as (url,):
+        yield url
+
+
+def chat_statuses(page: Any) -> list[int]:
+    """Watch /api/chat: the statuses of its answers, in order."""
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("/api/chat")
+            else None)
+    return statuses
+
+
+def test_a_signed_in_customer_chats_with_their_token(page: Any, customer_page: str) -> None:
+    token = customer_token("ann", 600)
+    page.add_init_script(f"window.widgetOptions = {{customerToken: {json.dumps(token)}}};")
+    page.goto(customer_page)
+    assert page.evaluate(SESSION) == {"kind": "customer", "customer": "ann"}
+    with page.expect_request(lambda r: r.url.endswith("/api/chat")) as sent:
+        say(page, "hello")
+    assert sent.value.headers["authorization"] == f"Bearer {token}"
+    assert sent.value.post_data_json == {"message": "hello"}
+    assert page.get_by_test_id("bot-message").count() >= 1
+    assert not page.get_by_test_id("chat-error").count()
+    assert token not in page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+
+
+def test_a_customers_transcript_is_shown_to_them_only(page: Any, customer_page: str) -> None:
+    """Messages are kept in localStorage with whose they are: after a reload as the same
+    customer they come back (once the server has confirmed the token), another customer
+    signing in on the same browser never sees them."""
+    as_customer = "window.widgetOptions = {{customerToken: {}}};"
+    page.add_init_script(as_customer.format(json.dumps(customer_token("ann", 600))))
+    page.goto(customer_page)
+    say(page, "hello")
+    page.reload()
+    page.get_by_test_id("user-message").first.wait_for()
+    assert user_bubbles(page) == ["hello"]
+
+    page.add_init_script(as_customer.format(json.dumps(customer_token("bob", 600))))
+    page.reload()
+    assert page.evaluate(SESSION) == {"kind": "customer", "customer": "bob"}
+    assert not page.get_by_test_id("user-message").count()
+    assert page.get_by_test_id("chat-welcome").is_visible()
+    assert "hello" not in page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+
+
+REFRESHING_TOKENS = """
+window.tokenCalls = [];
+window.shopToken = %(expired)s;  // what the shop's page holds; stale at first
+window.widgetOptions = {customerToken: (options) => {
+  window.tokenCalls.push(options.refresh);
+  if (options.refresh) window.shopToken = %(fresh)s;  // the backend signs a new one
+  return Promise.resolve(window.shopToken);
+}};
+"""
+
+
+def test_a_refused_token_is_refreshed_once(page: Any, customer_page: str) -> None:
+    tokens = {"expired": json.dumps(customer_token("ann", -60)),
+              "fresh": json.dumps(customer_token("ann", 600))}
+    page.add_init_script(REFRESHING_TOKENS % tokens)
+    page.goto(customer_page)
+    assert page.evaluate(SESSION) == {"kind": "customer", "customer": "ann"}
+    calls = page.evaluate("window.tokenCalls")
+    assert calls[:2] == [False, True] and True not in calls[2:], "one refresh, on load"
+    statuses = chat_statuses(page)
+    page.evaluate(f"window.shopToken = {json.dumps(customer_token('ann', -1))}")  # expires
+    page.evaluate("window.tokenCalls = []")
+    say(page, "hello")
+    assert statuses == [401, 200], "refused, then sent again with a new token"
+    assert page.evaluate("window.tokenCalls") == [False, True]
+    assert not page.get_by_test_id("chat-error").count()
+    assert page.get_by_test_id("bot-message").count() >= 1
+
+
+SIGN_IN_EVENTS = """
+window.signIns = 0;
+window.addEventListener('shopbot:signinrequired', () => { window.signIns += 1; });
+"""
+
+
+@pytest.mark.parametrize("option", ["string", "function"])
+def test_an_expired_token_asks_to_sign_in_again(page: Any, customer_page: str,
+                                                option: str) -> None:
+    expired = json.dumps(customer_token("ann", -60))
+    given = expired if option == "string" else f"() => {expired}"
+    page.add_init_script(SIGN_IN_EVENTS + f"window.widgetOptions = {{customerToken: {given}}};")
+    statuses = chat_statuses(page)
+    page.goto(customer_page)
+    assert page.evaluate(f"{SESSION}.then(() => 'accepted', (e) => e.status)") == 401
+    error = page.get_by_test_id("chat-error")
+    page.get_by_test_id("chat-input").fill("where is my order?")
+    page.get_by_test_id("chat-send").click()
+    page.wait_for_function(f"() => {WIDGET}.querySelector('[data-testid=chat-typing]').hidden")
+    assert "Please sign in again" in error.inner_text()
+    assert error.count() == 1, "one error at a time"
+    assert statuses == ([401] if option == "string" else [401, 401]), "a function: one retry"
+    assert page.get_by_test_id("chat-retry").is_visible() == (option == "function")
+    assert page.evaluate("window.signIns") >= 2, "the page hears it (on load and on send)"
+    assert session_cookie(page) is None, "refused, never downgraded to an anonymous session"
+    screenshot(page, f"sign-in-again-{option}.png")
 
 
 DROP_AND_PASTE_JS = """

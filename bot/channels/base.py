@@ -33,6 +33,7 @@ from sanic.response import HTTPResponse
 from bot.channels.config import expand_credentials, missing
 from bot.channels.inbound import Deduplicator, Incoming, too_long, typed_text
 from bot.channels.render import Links, Reply
+from shopcore.conversations import Purges
 from shopcore.db import open_database
 from shopcore.images import ImageRejected
 from shopcore.links import LinkStore
@@ -113,6 +114,7 @@ class ShopInput(InputChannel):
         self.missing = self.problems(credentials)
         self.link_store = None if self.missing else \
             LinkStore(open_database(self.settings.shop_database_url))
+        self.purges = None if self.missing else Purges.from_settings(self.settings)
         self.dedup = Deduplicator()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -263,6 +265,8 @@ class ShopInput(InputChannel):
                     return
             await on_new_message(UserMessage(text, output, sender, input_channel=self.name(),
                                              metadata=metadata))
+            if self.purges is not None:  # Rasa has saved the turn by now
+                await asyncio.to_thread(self.purges.run)
         except Exception:
             logger.exception("%s failed to handle a message from %r", self.name(),
                              incoming.sender[:40])

@@ -1,11 +1,14 @@
-"""Rasa's REST channel (what the web widget talks to), plus channel linking.
+"""Rasa's REST channel (what the web server passes the widget's messages to), plus linking.
 
 Same URL (``/webhooks/rest/webhook``), same request (``{"sender", "message", "metadata"}``)
-and same answer (the list of bot messages) as Rasa's ``rest`` channel, so the demo page
-and its proxy don't change. Two additions:
+and same answer (the list of bot messages) as Rasa's ``rest`` channel. It is internal: only
+callers that show the internal secret (header ``X-Shopbot-Internal``, which the web server
+adds after deciding who the shopper is) are served; anyone else gets 401, so a sender id in
+a request from outside never reaches the bot. Two additions:
 
 - ``link`` / ``link <code>`` / ``unlink`` are answered here, and a linked sender's messages
-  reach the bot under the id of the chat it was linked to (see ``linking``);
+  reach the bot under the id of the chat it was linked to (see ``shopcore.links``); only a
+  request marked ``"authenticated": true`` (a signed-in customer) may redeem a code;
 - sender ids that look like another channel's (``telegram:...``) are refused, so nobody
   can read a Telegram shopper's cart by posting their id here.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hmac
 import logging
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
@@ -25,12 +29,16 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from shopcore.conversations import Purges
 from shopcore.db import open_database
 from shopcore.ids import is_channel_sender, valid_id
+from shopcore.keys import internal_secret
 from shopcore.links import LinkStore
 from shopcore.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+INTERNAL_HEADER = "X-Shopbot-Internal"
 
 
 class LinkingRestInput(RestInput):
@@ -43,6 +51,12 @@ class LinkingRestInput(RestInput):
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
         self.link_store = LinkStore(open_database(settings.shop_database_url))
+        self.purges = Purges.from_settings(settings)
+        self.secret = internal_secret(settings).encode()
+
+    def trusted(self, request: Request) -> bool:
+        shown = (request.headers.get(INTERNAL_HEADER) or "").encode()
+        return hmac.compare_digest(shown, self.secret)
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[None]]
@@ -55,6 +69,10 @@ class LinkingRestInput(RestInput):
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not self.trusted(request):
+                logger.warning("rest refused a request without the internal secret from %s",
+                               request.ip)
+                return response.json({"error": "not allowed"}, status=401)
             try:
                 payload = request.json
             except Exception:  # noqa: BLE001 - Sanic raises its own error type for bad JSON
@@ -70,7 +88,8 @@ class LinkingRestInput(RestInput):
                 logger.warning("rest refused sender id %r (another channel's)", sender[:40])
                 return response.json({"error": "that sender id belongs to another channel"},
                                      status=403)
-            answer = await asyncio.to_thread(self.link_store.handle, sender, text)
+            answer = await asyncio.to_thread(self.link_store.handle, sender, text,
+                                             may_redeem=payload.get("authenticated") is True)
             if answer is not None:
                 return response.json([{"recipient_id": sender, "text": answer}])
             metadata = payload.get("metadata")
@@ -85,6 +104,7 @@ class LinkingRestInput(RestInput):
                 logger.error("rest message timed out: %r", copy.deepcopy(text)[:100])
             except Exception:
                 logger.exception("rest message failed: %r", str(text)[:100])
+            await asyncio.to_thread(self.purges.run)  # Rasa has saved the turn by now
             return response.json(collector.messages)
 
         return hook

@@ -8,8 +8,6 @@
 
 (function () {
   const API_PRODUCTS = '/api/products?limit=24';
-  // The seeded demo orders belong to this conversation id (see README, "Demo shopper").
-  const DEMO_SENDER = 'demo-shopper';
 
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -237,18 +235,44 @@
 
   // ---------------------------------------------------------------- demo shopper
 
-  /** The header switch: chat as the demo shopper (who has orders) or as a new visitor. */
+  /** The header switch: chat as the demo shopper (who has the seeded orders) or as a new
+   *  visitor. The server keeps the choice in its session cookie, so the switch asks it
+   *  (ShopbotWidget.session()) on load; without demo mode (a 404) the switch goes away. */
   function setUpDemoShopper() {
     const box = document.getElementById('demo-shopper');
     const widget = window.ShopbotWidget;
     if (!box || !widget) return;
-    const sync = () => { box.checked = widget.senderId() === DEMO_SENDER; };
+    const label = box.closest('label') || box;
+    const hint = label.querySelector('.demo-shopper__hint');
+    const hintText = hint ? hint.textContent : '';
+    const say = (text) => { if (hint) hint.textContent = text || hintText; };
+    const show = (view) => { box.checked = Boolean(view) && view.kind === 'demo'; };
+
+    let pending = false;  // (not `disabled`: that would take the keyboard focus away)
+    let touched = false;  // the shopper switched before the first answer came
+    box.addEventListener('click', (event) => { if (pending) event.preventDefault(); });
     box.addEventListener('change', () => {
-      if (box.checked) widget.setSenderId(DEMO_SENDER);
-      else widget.reset();
+      const wanted = box.checked;
+      pending = true;
+      touched = true;
+      box.setAttribute('aria-busy', 'true');
+      say('');
+      (wanted ? widget.demo() : widget.reset()).then(show, (err) => {
+        box.checked = !wanted;
+        if (err && err.status === 404) label.hidden = true;  // demo mode is off on this server
+        else say("(couldn't switch - please try again)");
+      }).then(() => {
+        pending = false;
+        box.removeAttribute('aria-busy');
+      });
     });
-    window.addEventListener('shopbot:senderchange', sync);
-    sync();
+    window.addEventListener('shopbot:sessionchange', (event) => show(event.detail));
+    widget.session().then((view) => { if (!touched) show(view); }, () => { /* unknown: leave it off */ });
+    // The server says up front whether it runs in demo mode (a real shop does not).
+    fetch('/api/config', { credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((config) => { if (config && config.demo === false) label.hidden = true; },
+        () => { /* unknown: the 404 on first use still hides it */ });
   }
 
   // ---------------------------------------------------------------- start

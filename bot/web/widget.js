@@ -8,10 +8,15 @@
  *   <script src="https://bot.example.com/static/widget.js" data-init
  *           data-title="Ask our stylist" data-open="false"></script>
  *
- * Plain ES2020, no dependencies, no build step. It lives in a shadow root so the host
+ * Plain ES2017, no dependencies, no build step. It lives in a shadow root so the host
  * page's CSS and ours never meet. Everything the server or the bot sends is untrusted:
  * it reaches the page only through textContent / setAttribute, never innerHTML, and
  * URLs are checked before they become image sources.
+ *
+ * The server decides who the shopper is: a signed HttpOnly session cookie it sets itself
+ * (every fetch goes out with credentials: 'include'), or, for a shop's logged-in customer,
+ * the short-lived token the shop's backend signed (the `customerToken` option, sent as
+ * `Authorization: Bearer ...`). The widget never chooses or even sees a conversation id.
  */
 (function () {
   'use strict';
@@ -34,13 +39,12 @@
     welcome: 'Hi! I can help you find something to wear. Try "red dresses under 2000", ' +
       'or send a photo of something you like.',
     open: false,                  // start with the panel open
-    senderId: null,               // conversation id; default: a random one kept in localStorage
+    customerToken: null,          // logged-in customer: a token string, or a function giving one
     storageKey: 'shopbot',        // prefix of the localStorage / sessionStorage keys
     stylesheet: null,             // default: <endpoint>/static/widget.css
     maxTranscript: 50,            // messages kept across page reloads
   };
 
-  const SENDER_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
   const DEFAULT_LIMITS = {
     max_upload_bytes: 10 * 1024 * 1024,
     accepted_types: ['image/jpeg', 'image/png', 'image/webp', 'image/gif'],
@@ -48,6 +52,7 @@
   };
   const CHAT_TIMEOUT_MS = 45000;
   const UPLOAD_TIMEOUT_MS = 60000;
+  const SESSION_TIMEOUT_MS = 20000;
   const THUMB_SIDE = 320;
   const PHONE = window.matchMedia('(max-width: 480px)');  // keep in step with widget.css
 
@@ -55,6 +60,9 @@
   const MSG_TIMEOUT = 'The shopping assistant is taking too long to answer. Please try again.';
   const MSG_BAD_REPLY = "Sorry, the assistant sent a reply I couldn't read. Please try again.";
   const MSG_NOT_PICTURE = "That file doesn't look like a picture. Please choose a JPEG, PNG, WebP or GIF photo.";
+  const MSG_SIGN_IN = 'Your sign-in has expired. Please sign in again to keep chatting.';
+  const MSG_NO_TOKEN = "Couldn't confirm that you are signed in. Please try again.";
+  const MSG_NEW_CONVERSATION = "Couldn't start a new conversation. Please try again.";
 
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const ICONS = {
@@ -126,15 +134,6 @@
     }
   }
 
-  function randomId() {
-    const c = window.crypto;
-    if (c && typeof c.randomUUID === 'function') return c.randomUUID();
-    const bytes = new Uint8Array(16);
-    if (c && typeof c.getRandomValues === 'function') c.getRandomValues(bytes);
-    else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-    return 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-  }
-
   const formatters = {};
   function money(amount, currency) {
     const code = /^[A-Z]{3}$/.test(str(currency)) ? currency : 'INR';
@@ -164,11 +163,23 @@
     return typeof url === 'string' && /^data:image\/(jpeg|png);base64,[A-Za-z0-9+/=]+$/.test(url) ? url : null;
   }
 
-  function userError(message, retryable) {
+  function userError(message, retryable, status) {
     const err = new Error(message);
     err.userMessage = message;
     err.retryable = Boolean(retryable);
+    err.status = status || 0;  // the HTTP status when the server refused; 0 otherwise
     return err;
+  }
+
+  /** What the page may know about its session: {kind, customer}, from /api/session & co. */
+  function sessionView(data) {
+    if (!data || typeof data !== 'object' || typeof data.kind !== 'string') throw userError(MSG_BAD_REPLY, true);
+    return { kind: data.kind, customer: typeof data.customer === 'string' ? data.customer : null };
+  }
+
+  /** Whose conversation the stored transcript is: 'anonymous', 'demo' or 'customer:<id>'. */
+  function ownerOf(view) {
+    return view.kind === 'customer' ? 'customer:' + str(view.customer) : view.kind;
   }
 
   /** A small JPEG data URL of an image file; rejects when the browser can't decode it. */
@@ -209,20 +220,23 @@
       this.local = storage('localStorage');
       this.session = storage('sessionStorage');
       this.keys = {
-        sender: config.storageKey + '.sender',
         transcript: config.storageKey + '.transcript.v2',
+        owner: config.storageKey + '.owner',
         open: config.storageKey + '.open',
       };
+      this.localRemove(config.storageKey + '.sender');  // the old widget's own sender id
       this.limits = Object.assign({}, DEFAULT_LIMITS);
-      this.transcript = this.loadTranscript();
       this.busy = false;
       this.generation = 0;       // bumps on a new conversation, so late replies are dropped
       this.attachment = null;    // {file, thumb} waiting for Send
       this.dragDepth = 0;
-      this.memorySender = null;
-      if (config.senderId) this.setSenderId(config.senderId);
+      // A customer's transcript is shown only once the server confirms it is still theirs.
+      const stored = this.loadTranscript();
+      const personal = Boolean(config.customerToken) || /^customer:/.test(str(this.localGet(this.keys.owner)));
+      this.transcript = personal ? [] : stored;
       this.build();
       this.renderAll();
+      this.ready = this.checkOwner(stored, personal);  // every request waits for this first
       this.loadLimits();
       if (config.open || this.sessionGet(this.keys.open) === '1') this.open({ focus: false });
     }
@@ -231,32 +245,10 @@
 
     localGet(key) { try { return this.local ? this.local.getItem(key) : null; } catch (e) { return null; } }
     localSet(key, value) { try { if (this.local) this.local.setItem(key, value); return true; } catch (e) { return false; } }
+    localRemove(key) { try { if (this.local) this.local.removeItem(key); } catch (e) { /* ignore */ } }
     sessionGet(key) { try { return this.session ? this.session.getItem(key) : null; } catch (e) { return null; } }
     sessionSet(key, value) {
       try { if (!this.session) return; if (value === null) this.session.removeItem(key); else this.session.setItem(key, value); } catch (e) { /* ignore */ }
-    }
-
-    get senderId() {
-      let id = this.localGet(this.keys.sender) || this.memorySender;
-      if (!id || !SENDER_PATTERN.test(id)) {
-        id = randomId();
-        this.localSet(this.keys.sender, id);
-      }
-      this.memorySender = id;
-      return id;
-    }
-
-    setSenderId(id) {
-      if (!SENDER_PATTERN.test(str(id))) {
-        console.warn('ShopbotWidget: ignoring sender id %o (letters, digits and _.:- only, at most 64)', id);
-        return false;
-      }
-      const changed = id !== this.localGet(this.keys.sender);
-      this.localSet(this.keys.sender, id);
-      this.memorySender = id;
-      if (changed) this.clearConversation();
-      if (changed) window.dispatchEvent(new CustomEvent('shopbot:senderchange', { detail: { senderId: id } }));
-      return true;
     }
 
     loadTranscript() {
@@ -374,7 +366,7 @@
           cfg.subtitle ? el('p', { class: 'sbw-subtitle', text: cfg.subtitle }) : null),
         el('button', {
           type: 'button', class: 'sbw-icon-btn', 'data-testid': 'chat-reset',
-          'aria-label': 'Start a new conversation', title: 'Start a new conversation', onclick: () => this.reset(),
+          'aria-label': 'Start a new conversation', title: 'Start a new conversation', onclick: () => this.onResetClick(),
         }, icon('reset')),
         el('button', {
           type: 'button', class: 'sbw-icon-btn', 'data-testid': 'chat-close',
@@ -451,12 +443,68 @@
       if (this.log) this.renderAll();
     }
 
-    reset() {
-      this.setSenderId(randomId());
+    /** "Start a new conversation": the server gives this browser a new anonymous session. */
+    async reset() {
+      const view = await this.switchSession('/api/session/new');
       if (this.input) {
         this.input.value = '';
         if (this.isOpen()) this.input.focus();
       }
+      return view;
+    }
+
+    onResetClick() {
+      if (this.switching) return;
+      this.switching = true;
+      this.reset().catch((err) => {
+        this.showError((err && err.userMessage) || MSG_NEW_CONVERSATION,
+          err && err.retryable ? () => this.onResetClick() : null);
+      }).then(() => { this.switching = false; });
+    }
+
+    /** POST `path` (/api/session/new, or /api/session/demo in demo mode): a new session
+     *  cookie from the server. The transcript is cleared and `shopbot:sessionchange` fired
+     *  with who the shopper now is ({kind, customer}). Rejects (err.status) when refused. */
+    async switchSession(path) {
+      await this.ready;
+      let view = sessionView(await this.call(path, { method: 'POST' }, SESSION_TIMEOUT_MS));
+      if (this.config.customerToken) view = await this.fetchSession();  // the token still says who
+      this.clearConversation();
+      this.localSet(this.keys.owner, ownerOf(view));
+      window.dispatchEvent(new CustomEvent('shopbot:sessionchange', { detail: view }));
+      return view;
+    }
+
+    /** Who the server thinks this shopper is: {kind: 'anonymous'|'demo'|'customer', customer}. */
+    async fetchSession() {
+      await this.ready;
+      return sessionView(await this.call('/api/session', { method: 'GET' }, SESSION_TIMEOUT_MS));
+    }
+
+    /** On load: the stored transcript stays only while it is still the same shopper's
+     *  (anonymous, demo, or the same customer); a customer's is shown only after this
+     *  check. Never rejects: every request waits for it, so the first one sets the cookie. */
+    async checkOwner(stored, personal) {
+      const generation = this.generation;
+      let view;
+      try {
+        view = sessionView(await this.call('/api/session', { method: 'GET' }, SESSION_TIMEOUT_MS));
+      } catch (err) {
+        if (err && err.status === 401) this.showError(err.userMessage, null);
+        return;  // unknown: a customer's transcript stays hidden, anyone else's stays
+      }
+      const owner = ownerOf(view);
+      const before = this.localGet(this.keys.owner);
+      this.localSet(this.keys.owner, owner);
+      if (generation !== this.generation || !stored.length) return;  // a new conversation began
+      const dropped = before !== owner;
+      if (!dropped && !personal) return;
+      const added = personal ? this.transcript : this.transcript.slice(stored.length);
+      this.transcript = (dropped ? [] : stored).concat(added);
+      this.saveTranscript();
+      this.renderAll();
+      this.refreshCarousels();
+      this.scrollToBottom();
     }
 
     // ---- rendering
@@ -689,13 +737,34 @@
 
     // ---- talking to the server
 
-    async request(path, init, timeoutMs) {
+    /** The customer's Authorization header ({} for anyone else). A function option is asked
+     *  each time, and with {refresh: true} after the server refused its token. */
+    async authHeaders(refresh) {
+      const option = this.config.customerToken;
+      if (!option) return {};
+      let token = option;
+      if (typeof option === 'function') {
+        try {
+          token = await option({ refresh: Boolean(refresh) });
+        } catch (e) {
+          console.warn('ShopbotWidget: customerToken() failed: %o', e);
+          throw userError(MSG_NO_TOKEN, true);
+        }
+      }
+      token = str(token).trim();
+      return token ? { Authorization: 'Bearer ' + token } : {};
+    }
+
+    /** One round trip, with the session cookie (and the customer token): {res, data, parsed}. */
+    async fetchOnce(path, init, timeoutMs, refresh) {
+      const headers = Object.assign({ Accept: 'application/json' }, init.headers, await this.authHeaders(refresh));
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       let res;
       let raw;
       try {
-        res = await fetch(this.endpoint + path, Object.assign({ credentials: 'omit', signal: controller.signal }, init));
+        res = await fetch(this.endpoint + path, Object.assign({}, init,
+          { headers, credentials: 'include', signal: controller.signal }));
         raw = await res.text();
       } catch (e) {
         throw userError(e && e.name === 'AbortError' ? MSG_TIMEOUT : MSG_NETWORK, true);
@@ -705,21 +774,42 @@
       let data = null;
       let parsed = true;
       try { data = raw ? JSON.parse(raw) : null; } catch (e) { parsed = false; }
+      return { res, data, parsed };
+    }
+
+    /** A request's JSON answer; refusals become userErrors with the server's words. A refused
+     *  customer token (401) is asked for afresh once when the option is a function. */
+    async call(path, init, timeoutMs) {
+      const refreshable = typeof this.config.customerToken === 'function';
+      let answer = await this.fetchOnce(path, init, timeoutMs, false);
+      if (answer.res.status === 401 && refreshable) answer = await this.fetchOnce(path, init, timeoutMs, true);
+      const { res, data, parsed } = answer;
+      if (res.status === 401) {
+        window.dispatchEvent(new CustomEvent('shopbot:signinrequired'));
+        throw userError(MSG_SIGN_IN, refreshable, 401);
+      }
       if (!res.ok) {
         const said = parsed && data && typeof data.error === 'string' ? data.error.trim() : '';
         throw userError(said || 'Sorry, the assistant ran into a problem (error ' + res.status + '). Please try again.',
-          res.status >= 500 || res.status === 429);
+          res.status >= 500 || res.status === 429, res.status);
       }
       if (!parsed) throw userError(MSG_BAD_REPLY, true);
       return data;
     }
 
-    postChat(body) {
-      return this.request('/api/chat', {
+    /** call(), once the session check on load is done. */
+    async request(path, init, timeoutMs) {
+      await this.ready;
+      return this.call(path, init, timeoutMs);
+    }
+
+    async postChat(body) {
+      const data = await this.request('/api/chat', {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify(Object.assign({ sender: this.senderId }, body)),
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
       }, CHAT_TIMEOUT_MS);
+      return data && !Array.isArray(data) && Array.isArray(data.messages) ? data.messages : data;
     }
 
     /** Run one exchange: `task` resolves to the bot's messages; errors become a bubble. */
@@ -784,7 +874,7 @@
       this.deliver(async () => {
         const body = new FormData();
         body.append('file', file, file.name || 'photo');
-        const stored = await this.request('/api/upload', { method: 'POST', body, headers: { Accept: 'application/json' } }, UPLOAD_TIMEOUT_MS);
+        const stored = await this.request('/api/upload', { method: 'POST', body }, UPLOAD_TIMEOUT_MS);
         if (!stored || typeof stored.ref !== 'string') throw userError(MSG_BAD_REPLY, true);
         return this.postChat({ message: text, upload: stored.ref });
       });
@@ -891,11 +981,17 @@
 
   let widget = null;
   let initialised = false;
+  let mounted = null;         // a Promise of the widget once init() was called
+  let resolveMounted = null;
+
+  function whenMounted() {
+    return mounted || Promise.reject(new Error('ShopbotWidget.init() has not been called'));
+  }
 
   function configFromScript(script) {
     const data = (script && script.dataset) || {};
     const config = {};
-    for (const key of ['endpoint', 'title', 'subtitle', 'welcome', 'senderId', 'storageKey', 'stylesheet']) {
+    for (const key of ['endpoint', 'title', 'subtitle', 'welcome', 'customerToken', 'storageKey', 'stylesheet']) {
       if (data[key]) config[key] = data[key];
     }
     if (data.open) config.open = data.open !== 'false';
@@ -904,6 +1000,7 @@
 
   function mount(config) {
     widget = new Widget(config);
+    resolveMounted(widget);
     return widget;
   }
 
@@ -912,6 +1009,10 @@
     init(options) {
       if (initialised) return ShopbotWidget;
       initialised = true;
+      mounted = new Promise((resolve) => { resolveMounted = resolve; });
+      if (options && options.senderId) {
+        console.warn('ShopbotWidget: senderId is ignored; the server decides who the shopper is (see customerToken)');
+      }
       const config = Object.assign({}, DEFAULTS, options || {});
       for (const key of ['title', 'subtitle', 'welcome']) config[key] = str(config[key]);
       if (!config.title.trim()) config.title = DEFAULTS.title;
@@ -923,13 +1024,18 @@
     close() { if (widget) widget.close(); },
     /** Send a message as if the shopper typed it. */
     send(text) { return widget ? widget.sendText(text) : false; },
-    /** Start a new conversation with a new random sender id. */
-    reset() { if (widget) widget.reset(); },
-    /** The conversation id sent to the bot. */
-    senderId() { return widget ? widget.senderId : null; },
-    /** Switch to another conversation id (letters, digits, _.:-); clears the transcript. */
-    setSenderId(id) { return widget ? widget.setSenderId(id) : false; },
-    destroy() { if (widget) widget.destroy(); widget = null; initialised = false; },
+    /** Start a new conversation (a new anonymous session): a Promise of session(). */
+    reset() { return whenMounted().then((w) => w.reset()); },
+    /** Demo mode only: chat as the demo shopper; rejects with err.status 404 elsewhere. */
+    demo() { return whenMounted().then((w) => w.switchSession('/api/session/demo')); },
+    /** Who the server thinks the shopper is: a Promise of {kind, customer}. */
+    session() { return whenMounted().then((w) => w.fetchSession()); },
+    destroy() {
+      if (widget) widget.destroy();
+      widget = null;
+      initialised = false;
+      mounted = null;
+    },
   };
   window.ShopbotWidget = ShopbotWidget;
 

@@ -105,13 +105,11 @@ def run(
 
 def shell() -> None:
     """Chat in the terminal (`rasa shell`) against the running action server."""
-    from shopbot.stack import rasa_env, rasa_executable, train_bot
+    from shopbot.stack import action_endpoint_env, rasa_env, rasa_executable, train_bot
 
     settings = get_settings()
     model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
-    env = rasa_env(settings, {
-        "ACTION_ENDPOINT_URL": f"http://{settings.host}:{settings.action_port}/webhook",
-    })
+    env = rasa_env(settings, action_endpoint_env(settings))
     command = [str(rasa_executable()), "shell", "--model", str(model),
                "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
                "--port", str(settings.rasa_port + 100)]

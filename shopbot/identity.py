@@ -1,0 +1,141 @@
+"""Who a web shopper is: decided by the web server, never by the browser.
+
+- An anonymous visitor gets a random session id in a signed cookie (HMAC-SHA256 over kind,
+  id and issue time with the shop's session key); the server reads the id back only if the
+  signature matches and the cookie is not too old. A tampered, expired or missing cookie
+  means a fresh anonymous session, never someone else's.
+- A logged-in customer comes with a short-lived token signed by the shop's backend (a JWT,
+  HS256, with ``sub`` = customer id and ``exp``); a bad or expired token is refused (401).
+- In demo mode the demo page may switch the session to ``demo-shopper`` (the seeded orders).
+
+The sender ids that reach the bot say where they came from: ``web:<session>``,
+``customer:<id>``, ``demo-shopper``. Pure functions; the web server wires them to requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+SESSION_COOKIE = "shopbot_session"
+SESSION_MAX_AGE_S = 30 * 86_400
+DEMO_SENDER = "demo-shopper"
+WEB_PREFIX = "web:"
+CUSTOMER_PREFIX = "customer:"
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_COOKIE_VERSION = "v1"
+
+Kind = Literal["anonymous", "demo", "customer"]
+_KIND_CODES: dict[str, Kind] = {"a": "anonymous", "d": "demo"}
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """One web shopper as the server knows them."""
+
+    kind: Kind
+    session: str  # the cookie's session id ('' for customers, who bring a token each time)
+    sender: str  # the id the bot keeps their cart, orders and conversation under
+
+    @property
+    def authenticated(self) -> bool:
+        """Proven by a signature of the shop's backend (may redeem link codes)."""
+        return self.kind == "customer"
+
+
+class TokenRejected(Exception):
+    """A customer token that is not valid: the request is refused, not downgraded."""
+
+
+def anonymous(session: str) -> Shopper:
+    return Shopper("anonymous", session, WEB_PREFIX + session)
+
+
+def demo(session: str) -> Shopper:
+    return Shopper("demo", session, DEMO_SENDER)
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _sign(key: bytes, body: str) -> str:
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def mint_cookie(key: bytes, shopper: Shopper, now: float | None = None) -> str:
+    """The cookie value for an anonymous or demo session."""
+    code = next(c for c, kind in _KIND_CODES.items() if kind == shopper.kind)
+    body = f"{_COOKIE_VERSION}.{code}.{shopper.session}.{int(now or time.time())}"
+    return f"{body}.{_sign(key, body)}"
+
+
+def read_cookie(key: bytes, value: str | None, *, demo_mode: bool,
+                now: float | None = None, max_age_s: int = SESSION_MAX_AGE_S) -> Shopper | None:
+    """The session in a cookie we signed, or None (missing, tampered, expired, demo off)."""
+    if not value or len(value) > 256:
+        return None
+    body, _, signature = value.rpartition(".")
+    if not hmac.compare_digest(_sign(key, body), signature):
+        return None
+    parts = body.split(".")
+    if len(parts) != 4 or parts[0] != _COOKIE_VERSION or parts[1] not in _KIND_CODES:
+        return None
+    _, code, session, issued = parts
+    if not _SESSION_ID.match(session) or not issued.isdigit():
+        return None
+    age = (now or time.time()) - int(issued)
+    if age < -60 or age > max_age_s:
+        return None
+    kind = _KIND_CODES[code]
+    if kind == "demo":
+        return demo(session) if demo_mode else None
+    return anonymous(session)
+
+
+def verify_customer_token(token: str, secret: str | None, *, max_lifetime_s: int,
+                          now: float | None = None) -> Shopper:
+    """The customer a backend-signed token names; raises TokenRejected with the reason."""
+    if not secret:
+        raise TokenRejected("this shop does not accept customer tokens")
+    if len(token) > 4096:
+        raise TokenRejected("customer token too long")
+    now = time.time() if now is None else now
+    try:  # expiry is checked below against ``now`` (one clock for every check)
+        claims = jwt.decode(token, secret, algorithms=["HS256"],
+                            options={"require": ["sub", "exp"], "verify_exp": False})
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"customer token invalid: {exc}") from exc
+    expires = claims["exp"]
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise TokenRejected("customer token expiry (exp) must be a number")
+    if expires <= now:
+        raise TokenRejected("customer token expired")
+    if expires - now > max_lifetime_s:
+        raise TokenRejected("customer token lives too long; issue short-lived tokens")
+    customer = claims["sub"]
+    if not isinstance(customer, str) or not CUSTOMER_ID.match(customer):
+        raise TokenRejected("customer id (sub) must be 1-64 letters, digits or _.@-")
+    return Shopper("customer", "", CUSTOMER_PREFIX + customer)
+
+
+def client_address(remote: str | None, forwarded_for: str | None,
+                   trusted_proxies: list[str]) -> str:
+    """The shopper's address: the peer, or behind a trusted proxy the last hop it added
+    (earlier hops in X-Forwarded-For are the client's word, so not believed)."""
+    peer = remote or "unknown"
+    if peer not in trusted_proxies or not forwarded_for:
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop[:64]
+    return peer
