@@ -735,6 +735,10 @@ def test_only_a_signed_in_web_chat_may_redeem_a_link_code(channels: Channels) ->
     assert status == 200 and "sign in" in refused[0]["text"]
     status, linked = say_rest(ch, "customer:ann", f"link {code}", authenticated=True)
     assert status == 200 and linked[0]["text"].startswith("Linked!")
+    # Linked, the web chat acts as that Telegram account - and only as that one.
+    status, theirs = say_rest(ch, "customer:ann", "where is my order SB-100103?",
+                              authenticated=True)
+    assert status == 200 and "couldn't find order SB-100103" in theirs[0]["text"]
     codes = []
     for _ in range(6):  # issuing is limited too
         status, answer = say_rest(ch, "web:code-hoarder", "link")
