@@ -20,8 +20,11 @@ setup: .venv/.installed .venv-rasa/.installed
 	scripts/setup-venv.sh rasa
 
 # `make run` is the demo: demo mode on (demo-shopper and its orders) unless SHOPBOT_DEMO is set.
+# (A make variable, not shell syntax in the recipe: make then runs shopbot itself, with no
+# shell in between, so Ctrl-C reaches it as it reaches a command typed in the terminal.)
+run: export SHOPBOT_DEMO ?= true
 run: setup
-	SHOPBOT_DEMO=$${SHOPBOT_DEMO:-true} $(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
+	$(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
 
 test: setup
 	$(APP)/lint-imports --no-cache
