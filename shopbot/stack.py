@@ -337,6 +337,18 @@ class Stack:
         self.stop()
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so every way of stopping the bot stops
+    its children too. Set explicitly: a process started from a script's background job
+    inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for which in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(which, interrupt)
+
+
 def wait_forever(stack: Stack) -> None:
     """Block until Ctrl-C or a child dies, then stop every child."""
     try:

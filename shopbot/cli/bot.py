@@ -63,8 +63,9 @@ def run(
 ) -> None:
     """Ingest, train if needed, start action server + Rasa + demo page; Ctrl-C stops all."""
     setup_logging(True)
-    from shopbot.stack import Stack, StackError, train_bot, wait_forever
+    from shopbot.stack import Stack, StackError, stop_on_signals, train_bot, wait_forever
 
+    stop_on_signals()
     settings = get_settings()
     settings = settings.replace(store_dir=store_for(catalog, store, settings))
     photos = images_for(catalog, images)
