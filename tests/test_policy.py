@@ -26,7 +26,7 @@ from shopcore.settings import PROJECT_ROOT
 # Named intents answered from the policy file; the others need the order store or a person.
 POLICY_INTENTS = {
     "place_order", "delivery_options", "delivery_period", "check_cancellation_fee",
-    "check_refund_policy", "check_payment_methods", "payment_issue", "check_invoices",
+    "check_refund_policy", "check_payment_methods", "payment_issue", "check_invoice",
     "set_up_shipping_address", "create_account", "registration_problems", "edit_account",
     "switch_account", "delete_account", "recover_password", "newsletter_subscription",
     "contact_customer_service", "review",
