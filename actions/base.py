@@ -14,8 +14,13 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
+from actions.replies import offer_to_resume
+
+ACTION_LISTEN = "action_listen"
 
 
 class ShopAction(Action, ABC):
@@ -32,4 +37,25 @@ class ShopAction(Action, ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.act, dispatcher, tracker, domain)
+        events = await asyncio.to_thread(self.act, dispatcher, tracker, domain)
+        if self.name().startswith("action_ask_"):  # a form's question, asked by the form
+            return events
+        paused = tracker.get_slot("paused_flow")
+        if paused:  # this request interrupted a form (actions/orders.py): offer to go back
+            events = [*events, *offer_to_resume(dispatcher, paused)]
+        if handed_over(tracker) and not any(e.get("event") == "followup" for e in events):
+            # No rule knows what follows a handed-over turn, so say it: wait for the shopper.
+            events = [*events, FollowupAction(ACTION_LISTEN)]
+        return events
+
+
+def handed_over(tracker: Tracker) -> bool:
+    """Whether this action runs because the fallback or a form handed it the turn (the
+    action before it in this turn is one of those), rather than by a rule for the intent."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "action" and event.get("name") != ACTION_LISTEN:
+            name = str(event.get("name") or "")
+            return name == "action_fallback" or name.endswith("_form")
+    return False

@@ -15,11 +15,21 @@ from actions.replies import say_products
 from actions.services import services
 from recsys.events import EventType
 from retrieval.catalog import Product
+from retrieval.query import parse_query
 from shopcore.money import price_text as money_text
 
 logger = logging.getLogger(__name__)
 
 NOTHING_SHOWN = "Search for something first, then ask about a product by its number."
+# The attributes a description mentions, in this order (value only, or "pattern: solid").
+DESCRIBED_FIELDS = ("Fabric", "Material", "Fit", "Pattern", "Sleeve Length", "Neck", "Type",
+                    "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
+DESCRIPTION_CHARS = 260
+# Catalog types that come in pairs: "a pair of casual shoes", not "a casual shoe".
+PAIRED = {"jeans", "shoes", "heels", "sandals", "flats", "trousers", "shorts", "sunglasses",
+          "leggings", "capris", "flops", "pants", "briefs", "boxers", "socks", "slippers",
+          "earrings", "jeggings", "tights", "stockings", "floaters", "pyjamas", "lounge pants",
+          "trunk", "shoe"}
 COMPARE_FIELDS = ("Fabric", "Fit", "Pattern", "Sleeve Length", "Type", "Material",
                   "Strap Material", "Dial Shape", "Heel Height", "Sole Material", "Occasion")
 
@@ -50,22 +60,79 @@ def referenced_products(
     if not shown:
         dispatcher.utter_message(text=NOTHING_SHOWN)
         return None
-    return [shown[i - 1] for i in positions(latest_text(tracker), len(shown))], shown
+    text = latest_text(tracker)
+    picked = [shown[i - 1] for i in positions(text, len(shown))]
+    return picked or described_among(text, shown), shown
+
+
+def described_among(text: str, shown: list[Product]) -> list[Product]:
+    """Shown products the words single out: "that red one", "the Puma ones", "the watch"."""
+    try:
+        wanted = parse_query(text, services().store.vocab)
+    except Exception:
+        logger.exception("could not read %r as a product reference", text[:200])
+        return []
+    tests = [(wanted.colours, lambda p: p.base_colour), (wanted.brands, lambda p: p.brand),
+             (wanted.article_types, lambda p: p.article_type),
+             (wanted.genders, lambda p: p.gender)]
+    tests = [(set(values), value_of) for values, value_of in tests if values]
+    if not tests:
+        return []
+    return [p for p in shown if all(value_of(p) in values for values, value_of in tests)]
+
+
+def _useful(value: str) -> bool:
+    """Attribute values worth saying ("Cotton", "Slim Fit"), not the catalog's fillers."""
+    return bool(value) and value.upper() not in ("NA", "N/A", "-", "NONE") and len(value) < 40 \
+        and not value.lower().startswith(("to-fit", "body or garment"))
+
+
+def _first_sentences(text: str, limit: int = DESCRIPTION_CHARS) -> str:
+    """The description's opening, cut at a sentence (or word) boundary."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    return cut[: end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + "..."
+
+
+def one_of(article_type: str, colour: str = "") -> str:
+    """'Dresses', 'Navy Blue' -> 'a navy blue dress'; 'Casual Shoes' -> 'a pair of casual
+    shoes' (catalog types are plural nouns)."""
+    words = {"Tshirts": "t-shirts"}.get(article_type, article_type.lower()) or "products"
+    *head, last = words.split()
+    if last in PAIRED:
+        noun, article = words, "a pair of"
+    else:
+        for plural, single in (("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"),
+                               ("s", "")):
+            if last.endswith(plural) and not last.endswith("ss"):
+                last = last[: -len(plural)] + single
+                break
+        noun, article = " ".join([*head, last]), ""
+    noun = f"{colour.lower()} {noun}" if colour else noun
+    article = article or ("an" if noun[:1] in "aeiou" else "a")
+    return f"{article} {noun}"
 
 
 def describe(product: Product) -> str:
-    lines = [f"{product.name} by {product.brand or 'an independent brand'}",
-             f"Price: {price_text(product)}"]
-    facts = [product.base_colour, product.gender, product.article_type, product.usage]
-    lines.append(" · ".join(f for f in facts if f))
+    """A short description a shopper reads: what it is, the price, the useful facts
+    (fabric, fit, pattern...), sizes and the opening of the shop's own description."""
+    whom = f" for {product.gender.lower()}" if product.gender else ""
+    style = f", for {product.usage.lower()} wear" if product.usage else ""
+    lines = [f"{product.name} by {product.brand or 'an independent brand'}: "
+             f"{one_of(product.article_type, product.base_colour)}{whom}{style}.",
+             f"Price: {price_text(product)}."]
+    facts = [f"{field.lower()} {value.lower()}" if field in ("Pattern", "Sleeve Length")
+             else value for field in DESCRIBED_FIELDS
+             if _useful(value := str(product.attributes.get(field, "")))]
+    if facts:
+        lines.append(("Details: " + ", ".join(facts[:5]) + ".").replace("..", "."))
     if product.sizes:
-        lines.append("Sizes: " + ", ".join(product.sizes))
-    if product.attributes:
-        lines.append("; ".join(f"{k}: {v}" for k, v in list(product.attributes.items())[:8]))
+        lines.append("Sizes: " + ", ".join(product.sizes[:12]) + ".")
     if product.description:
-        text = product.description
-        lines.append(text if len(text) <= 600 else text[:600].rsplit(" ", 1)[0] + "...")
-    lines.append(f"Product id {product.id}")
+        lines.append(_first_sentences(product.description))
     return "\n".join(lines)
 
 

@@ -4,14 +4,20 @@ product ids, "stop", and free-text answers fit to use. One place for every actio
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from rasa_sdk import Tracker
 
+from actions.services import services
+from retrieval.query import SearchConstraints
+from retrieval.refine import follow_up_kind
 from shop.orders import clean_address
 from shopcore.ids import valid_id
 from shopcore.text import BadInput
+
+logger = logging.getLogger(__name__)
 
 MAX_SLOT_TEXT = 2000  # anything longer is refused before it is looked at
 TRANSCRIPT_EVENTS = 400  # the ticket store keeps the newest turns; no need to read more
@@ -30,6 +36,11 @@ _WORD_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 _PRODUCT_ID = re.compile(r"\b(?:id|product|item)\s*#?\s*(\d{1,12})\b")
 _STOP = re.compile(r"^\s*(?:stop|quit|exit|never\s*mind|nevermind|forget\s+it|leave\s+it|"
                    r"no|nope|no\s+thanks|cancel\s+that|skip)\s*[.!]*\s*$", re.IGNORECASE)
+# "never mind, don't cancel anything", "forget it, I'll keep it": leaving, whatever follows.
+_STOP_PREFIX = re.compile(r"^\s*(?:never\s*mind|nevermind|forget\s+(?:it|about\s+it)|"
+                          r"leave\s+it|don'?t\s+(?:bother|cancel|do\s+(?:it|that|anything))|"
+                          r"no\s*,?\s*(?:thanks|thank\s+you|leave\s+it|don'?t|stop))\b",
+                          re.IGNORECASE)
 _MARKUP = re.compile(r"[<>{}`$\\]|--|/\*")
 
 
@@ -98,7 +109,8 @@ def wants_to_stop(tracker: Tracker, value: Any) -> bool:
     """'stop', 'never mind', a plain 'no': the shopper is leaving the form."""
     if latest_intent(tracker) == "deny":
         return True
-    return isinstance(value, str) and bool(_STOP.match(value[:100]))
+    return isinstance(value, str) and bool(_STOP.match(value[:100])
+                                           or _STOP_PREFIX.match(value[:100]))
 
 
 def delivery_address(value: Any) -> str:
@@ -132,3 +144,21 @@ def own_words(tracker: Tracker) -> str:
 def shown_ids(tracker: Tracker) -> list[str]:
     """The product ids shown last (the slot the search and recommend replies set)."""
     return [pid for pid in tracker.get_slot("shown_products") or [] if valid_id(pid)]
+
+
+def search_follow_up(tracker: Tracker) -> str:
+    """What the message does to the product search under way: "refine" it ("in black",
+    "something under 2000", "not Nike"), start a "new_search" (it names another kind of
+    product), or "none" (it is about something else), whatever intent the NLU guessed."""
+    text = latest_text(tracker).strip()
+    if not text or text.startswith("/"):
+        return "none"
+    previous = tracker.get_slot("search_filters")
+    constraints = SearchConstraints.from_dict(previous) if previous else None
+    if constraints is None and tracker.get_slot("photo_ref"):
+        constraints = SearchConstraints(text="photo")  # refining a photo search
+    try:
+        return follow_up_kind(text, services().store.vocab, constraints, entities(tracker))
+    except Exception:
+        logger.exception("could not read %r as a search follow-up", text[:200])
+        return "none"

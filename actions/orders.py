@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -31,8 +31,10 @@ from actions.dialogue import (
     wants_to_stop,
 )
 from actions.replies import hand_off
+from actions.routing import yield_target
 from actions.services import services
 from shop.orders import Order, OrderCode, OrderOutcome, OrderStore
+from shop.references import OrderReference, find_order
 from shop.rules import MAX_REASON_CHARS
 from shopcore.ids import ORDER_ID_HELP, parse_order_id, short
 from shopcore.text import BadInput, clean_text
@@ -78,6 +80,25 @@ class OrderFormValidation(FormValidationAction):
         """True when the flow can't go ahead for this order (the submit action says why)."""
         return False
 
+    def form_name(self) -> str:
+        return self.name().removeprefix("validate_")
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[dict[str, Any]]:
+        """Yield to a different request instead of reading it as the answer: the form
+        ends, the request's own action runs, and that action offers to pick the form up
+        again (``paused_flow``)."""
+        intent = (tracker.latest_message or {}).get("intent") or {}
+        target = yield_target(self.form_name(), tracker.get_slot("requested_slot"),
+                              str(intent.get("name") or ""),
+                              float(intent.get("confidence") or 0.0), latest_text(tracker))
+        if target is None:
+            return await super().run(dispatcher, tracker, domain)
+        logger.info("%s yields to %s for %s", self.form_name(), target,
+                    short(tracker.sender_id))
+        return [SlotSet("requested_slot", None), *reset_flow(),
+                SlotSet("paused_flow", self.form_name()), FollowupAction(target)]
+
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
         domain: DomainDict,
@@ -99,10 +120,24 @@ class OrderFormValidation(FormValidationAction):
     ) -> dict[str, Any]:
         requested = tracker.get_slot("requested_slot")
         if requested is None and not tracker.get_slot("order_id"):
-            # The message that started the form: "cancel order SB-100103".
-            found = parse_order_id(latest_text(tracker))
+            # The message that started the form: "cancel order SB-100103", or "send me the
+            # invoice for my last order" (only an order the reference finds unambiguously).
+            text = latest_text(tracker)
+            found = parse_order_id(text)
+            if found is None:
+                reference = await asyncio.to_thread(self.reference, tracker, text)
+                found = reference.order.order_id if reference and reference.order else None
             return {"order_id": found} if found else {}
         return self.free_text(tracker, "order_id")
+
+    @staticmethod
+    def reference(tracker: Tracker, text: str) -> OrderReference | None:
+        """The shopper's orders that "my last order" / "the one from November" means."""
+        try:
+            return find_order(text, orders().orders_of(tracker.sender_id))
+        except Exception:
+            logger.exception("order reference failed for %s", short(tracker.sender_id))
+            return None
 
     def refuse(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, message: str
@@ -110,9 +145,10 @@ class OrderFormValidation(FormValidationAction):
         """Say what was wrong and ask again; after MAX_TRIES give up politely."""
         tries = int(tracker.get_slot("flow_tries") or 0) + 1
         if tries >= MAX_TRIES:
-            dispatcher.utter_message(text=f"{message} {GIVE_UP_TEXT}")
+            dispatcher.utter_message(text=f"{message} {GIVE_UP_TEXT}".strip())
             return {slot: None, "flow_tries": None, "flow_stopped": True}
-        dispatcher.utter_message(text=message)
+        if message:  # (empty: the question asked next says it all)
+            dispatcher.utter_message(text=message)
         return {slot: None, "flow_tries": float(tries)}
 
     def stop(self, dispatcher: CollectingDispatcher, slot: str) -> dict[str, Any]:
@@ -134,6 +170,11 @@ class OrderFormValidation(FormValidationAction):
             return self.refuse(dispatcher, tracker, "order_id",
                                "That message is too long to be an order number. "
                                + ORDER_ID_HELP)
+        if parse_order_id(text) is None:  # "my last one", "the one I bought in November"
+            reference = await asyncio.to_thread(self.reference, tracker, text)
+            if reference and reference.order is None:  # the question lists the ones that fit
+                return self.refuse(dispatcher, tracker, "order_id", "")
+            text = reference.order.order_id if reference and reference.order else text
         outcome = await asyncio.to_thread(orders().track, tracker.sender_id, text)
         if outcome.code in (OrderCode.BAD_ORDER_ID, OrderCode.NOT_FOUND):
             return self.refuse(dispatcher, tracker, "order_id", outcome.message)
@@ -293,17 +334,26 @@ class ActionAskOrderId(ShopAction):
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: DomainDict) -> list[dict[str, Any]]:
         try:
-            recent = orders().orders_of(tracker.sender_id, limit=RECENT_ORDERS_SHOWN)
+            placed = orders().orders_of(tracker.sender_id)
         except Exception:
             logger.exception("could not list orders for %s", short(tracker.sender_id))
-            recent = []
-        if not recent:
+            placed = []
+        if not placed:
             dispatcher.utter_message(text="What's the order number? " + ORDER_ID_HELP)
             return []
+        # "the one I bought in November" with two November orders: offer just those.
+        reference = find_order(latest_text(tracker), placed)
+        if reference and len(reference.orders) > 1:
+            offered = reference.orders[:RECENT_ORDERS_SHOWN]
+            text = (f"{len(reference.orders)} orders fit {reference.said} "
+                    f"({', '.join(o.order_id for o in offered)}): which one is it?")
+        else:
+            text = ("Which order is it? Pick one of your recent orders or type the order "
+                    "number (like SB-123456).")
+            offered = tuple(placed[:RECENT_ORDERS_SHOWN])
         buttons = [{"title": f"{o.order_id} ({o.status.value.replace('_', ' ')})",
-                    "payload": o.order_id} for o in recent]
-        dispatcher.utter_message(text="Which order is it? Pick one of your recent orders or "
-                                 "type the order number (like SB-123456).", buttons=buttons)
+                    "payload": o.order_id} for o in offered]
+        dispatcher.utter_message(text=text, buttons=buttons)
         return []
 
 

@@ -67,11 +67,15 @@ def starter_picks(search: ProductSearch, allowed: set[str], k: int) -> list[Reco
 
 
 def active_constraints(filters: dict[str, Any] | None) -> SearchConstraints:
-    """Only who it's for and the budget carry over: "red dresses" then "recommend me
-    something" should still be for women and within budget, but not only red dresses."""
+    """Only who it's for, the budget and what the shopper ruled out carry over: "red
+    dresses" then "recommend me something" should still be for women, within budget and
+    not Nike if they said so, but not only red dresses."""
     previous = SearchConstraints.from_dict(filters)
     return SearchConstraints(genders=previous.genders, min_price=previous.min_price,
-                             max_price=previous.max_price)
+                             max_price=previous.max_price,
+                             excluded_colours=previous.excluded_colours,
+                             excluded_brands=previous.excluded_brands,
+                             excluded_words=previous.excluded_words)
 
 
 def explain(pick: Recommendation, names: dict[str, str], popular_known: bool) -> str:

@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.dialogue import latest_intent, own_words, transcript
+from actions.routing import FLOWS
 from actions.services import Services
 from retrieval.cards import product_card
 from retrieval.catalog import Product
@@ -60,3 +62,14 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, services: Servi
     if intent == "complaint":
         dispatcher.utter_message(text="I'm sorry about this.")
     dispatcher.utter_message(text=outcome.message)
+
+
+def offer_to_resume(dispatcher: CollectingDispatcher, form: str) -> list[dict[str, Any]]:
+    """After answering what interrupted a form: go on with it, or leave it."""
+    intent, doing = FLOWS.get(form, ("", ""))
+    if intent:
+        dispatcher.utter_message(
+            text=f"Do you still want to {doing}?",
+            buttons=[{"title": "Yes, go on", "payload": f"/{intent}"},
+                     {"title": "No, leave it", "payload": "/deny"}])
+    return [SlotSet("paused_flow", None)]

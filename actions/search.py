@@ -20,13 +20,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.base import ShopAction
-from actions.dialogue import entities, latest_text, shown_ids
+from actions.dialogue import entities, latest_text, search_follow_up, shown_ids
 from actions.replies import say_products
 from actions.services import Services, services
 from recsys.events import EventType
 from retrieval.images.classifier import Classification, predicted_types
 from retrieval.query import SearchConstraints
-from retrieval.refine import refine_constraints
+from retrieval.refine import new_search_constraints, refine_constraints
 from retrieval.search import PREDICTED_TYPE, PhotoQuery, SearchResult
 from shop.profile import with_profile_defaults
 from shopcore.ids import short
@@ -165,35 +165,49 @@ def _photo_query(shop: Services, dispatcher: CollectingDispatcher, tracker: Trac
         return []
 
 
+def new_search(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+    """A search from this message, keeping who the shopper said they shop for."""
+    text = latest_text(tracker).strip()
+    if not text:
+        dispatcher.utter_message(text="Tell me what you're looking for, e.g. 'red dresses'.")
+        return []
+    shop = services()
+    try:
+        constraints = shop.search.understand(text, entities(tracker))
+        previous = tracker.get_slot("search_filters")
+        if previous:  # keep what the shopper said about themselves (for men, for women)
+            constraints = new_search_constraints(SearchConstraints.from_dict(previous),
+                                                 constraints)
+    except Exception:
+        logger.exception("product search failed for %r", text[:200])
+        dispatcher.utter_message(text=BROKEN_TEXT)
+        return []
+    filled: list[str] = []
+    try:  # a fresh search: what the query leaves open comes from the profile
+        profile = shop.records.profiles.get(tracker.sender_id)
+        constraints, filled = with_profile_defaults(constraints, profile)
+    except Exception:
+        logger.exception("profile unavailable for %s", short(tracker.sender_id))
+    events = run_search(shop, dispatcher, tracker, text, constraints)
+    if filled and any(e.get("name") == "shown_products" and e.get("value") for e in events):
+        dispatcher.utter_message(text="(I used your saved " + " and ".join(filled)
+                                 + " preference; say e.g. 'for men' or 'any price' to "
+                                 "change it.)")
+    return events
+
+
 class ActionSearchProducts(ShopAction):
+    """A product request: a new search, or, when the message only changes what the active
+    search asks for ("in red", "something under 2000", "not Nike"), that search refined."""
+
     def name(self) -> str:
         return "action_search_products"
 
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: DomainDict) -> list[dict[str, Any]]:
-        text = latest_text(tracker).strip()
-        if not text:
-            dispatcher.utter_message(text="Tell me what you're looking for, e.g. 'red dresses'.")
-            return []
-        shop = services()
-        try:
-            constraints = shop.search.understand(text, entities(tracker))
-        except Exception:
-            logger.exception("product search failed for %r", text[:200])
-            dispatcher.utter_message(text=BROKEN_TEXT)
-            return []
-        filled: list[str] = []
-        try:  # a fresh search: what the query leaves open comes from the profile
-            profile = shop.records.profiles.get(tracker.sender_id)
-            constraints, filled = with_profile_defaults(constraints, profile)
-        except Exception:
-            logger.exception("profile unavailable for %s", short(tracker.sender_id))
-        events = run_search(shop, dispatcher, tracker, text, constraints)
-        if filled and any(e.get("name") == "shown_products" and e.get("value") for e in events):
-            dispatcher.utter_message(text="(I used your saved " + " and ".join(filled)
-                                     + " preference; say e.g. 'for men' or 'any price' to "
-                                     "change it.)")
-        return events
+        if search_follow_up(tracker) == "refine":
+            return refine_search(dispatcher, tracker)
+        return new_search(dispatcher, tracker)
 
 
 class ActionPhotoSearch(ShopAction):
@@ -222,6 +236,27 @@ class ActionPhotoSearch(ShopAction):
         return run_search(shop, dispatcher, tracker, typed, constraints, photo_ref=ref)
 
 
+def refine_search(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+    """The active search (words or photo) changed by this message, searched again."""
+    text = latest_text(tracker).strip()
+    previous = tracker.get_slot("search_filters")
+    shop = services()
+    photo_ref = tracker.get_slot("photo_ref")
+    try:
+        if not previous and not photo_ref:  # nothing to refine: a new search
+            return run_search(shop, dispatcher, tracker, text,
+                              shop.search.understand(text, entities(tracker)))
+        shown = shop.store.get(shown_ids(tracker))
+        constraints = refine_constraints(SearchConstraints.from_dict(previous), text,
+                                         shop.store.vocab, shown, entities(tracker))
+    except Exception:
+        logger.exception("refining failed for %r", text[:200])
+        dispatcher.utter_message(text=BROKEN_TEXT)
+        return []
+    query = tracker.get_slot("search_query") or ("" if photo_ref else text)
+    return run_search(shop, dispatcher, tracker, query, constraints, photo_ref=photo_ref)
+
+
 class ActionRefineSearch(ShopAction):
     """'cheaper ones', 'in blue', 'for women instead': change the last search and rerun it."""
 
@@ -230,23 +265,9 @@ class ActionRefineSearch(ShopAction):
 
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: DomainDict) -> list[dict[str, Any]]:
-        text = latest_text(tracker).strip()
-        previous = tracker.get_slot("search_filters")
-        shop = services()
-        photo_ref = tracker.get_slot("photo_ref")
-        try:
-            if not previous and not photo_ref:  # nothing to refine: a new search
-                return run_search(shop, dispatcher, tracker, text,
-                                  shop.search.understand(text, entities(tracker)))
-            shown = shop.store.get(shown_ids(tracker))
-            constraints = refine_constraints(SearchConstraints.from_dict(previous), text,
-                                             shop.store.vocab, shown, entities(tracker))
-        except Exception:
-            logger.exception("refining failed for %r", text[:200])
-            dispatcher.utter_message(text=BROKEN_TEXT)
-            return []
-        query = tracker.get_slot("search_query") or ("" if photo_ref else text)
-        return run_search(shop, dispatcher, tracker, query, constraints, photo_ref=photo_ref)
+        if search_follow_up(tracker) == "new_search":  # "now show me watches"
+            return new_search(dispatcher, tracker)
+        return refine_search(dispatcher, tracker)
 
 
 class ActionShowMore(ShopAction):

@@ -90,7 +90,7 @@ def ingest_products(
         if stale:
             store.delete(stale)
         report.removed = len(stale)
-    if changed or report.removed or store.lexical is None:
+    if changed or report.removed or store.indexes_outdated():
         store.rebuild_indexes()
     report.seconds = round(time.perf_counter() - started, 3)
     logger.info("ingest: %s", report.as_dict())

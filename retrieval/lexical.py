@@ -8,9 +8,12 @@ products (broad filters are the slowest) while a masked matrix product costs a f
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from dataclasses import dataclass, fields
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import bm25s
@@ -37,6 +40,64 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 CODED_COLUMNS = ("article_type", "colour", "gender", "brand", "usage")
 
+# A description's styling tips ("pair it with leather shoes") speak of other products: their
+# words do not describe this one.
+_STYLING_TIP = re.compile(
+    r"\b(pair|pairs|paired|team|teamed|wear (it|this|them) with|style (it|this|them) with|"
+    r"complete the look|add on|goes well with|match (it|this|them) with)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z0-9]+")
+_NON = re.compile(r"\bnon[\s-]+(?=[a-z])")
+MAX_WORD = 30
+
+
+def product_words(product: Product) -> set[str]:
+    """The words describing a product (name, attribute values, description less its styling
+    tips), plurals folded: what a ruled-out word ("no leather") is checked against. "Non-
+    padded" is one word ("nonpadded"): "no padded bras" keeps it."""
+    sentences = [s for s in _SENTENCE_END.split(product.description)
+                 if not _STYLING_TIP.search(s)]
+    text = " ".join([product.name, *product.attributes.values(), *sentences]).lower()
+    return {singular(w) for w in _WORD.findall(_NON.sub("non", text)) if len(w) <= MAX_WORD}
+
+
+def word_forms(word: str) -> set[str]:
+    """The forms of a ruled-out word to look for: plurals folded ("prints" -> "print") and
+    "-ed" adjectives also as their stem ("printed" -> "print", "striped" -> "stripe")."""
+    word = word.lower()
+    forms = {singular(word)}
+    if word.endswith("ed") and len(word) > 5:
+        forms |= {word[:-2], word[:-1]}
+    return forms
+
+
+def is_excluded(product: Product, constraints: SearchConstraints) -> bool:
+    """Does the product have something the shopper ruled out? The facet mask's rule for one
+    product, for candidates that did not come through the mask (Chroma, old indexes)."""
+    if (product.article_type in constraints.excluded_article_types
+            or product.base_colour in constraints.excluded_colours
+            or product.brand in constraints.excluded_brands):
+        return True
+    if not constraints.excluded_words:
+        return False
+    words = product_words(product)
+    return any(words & word_forms(w) for w in constraints.excluded_words)
+
+
+def _word_columns(products: list[Product]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which products use each word, as (sorted words, starts, rows): the rows of word i
+    are rows[starts[i]:starts[i + 1]]."""
+    rows_of: dict[str, list[int]] = {}
+    for row, product in enumerate(products):
+        for word in product_words(product):
+            rows_of.setdefault(word, []).append(row)
+    words = sorted(rows_of)
+    starts = np.zeros(len(words) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(rows_of[w]) for w in words])
+    rows = np.fromiter(itertools.chain.from_iterable(rows_of[w] for w in words),
+                       dtype=np.int32, count=int(starts[-1]))
+    return np.array(words, dtype=object), starts, rows
+
 
 @dataclass
 class FacetTable:
@@ -49,12 +110,18 @@ class FacetTable:
     brand: np.ndarray
     usage: np.ndarray
     price: np.ndarray
+    # The word index of _word_columns, for ruled-out words. Empty (no starts at all) in a
+    # table saved before it existed: such a table cannot rule words out.
+    word_list: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    word_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    word_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     @classmethod
     def from_products(cls, products: list[Product]) -> FacetTable:
         def column(values: list[str]) -> np.ndarray:
             return np.array(values, dtype=object)
 
+        word_list, word_starts, word_rows = _word_columns(products)
         return cls(
             ids=column([p.id for p in products]),
             article_type=column([p.article_type for p in products]),
@@ -63,18 +130,27 @@ class FacetTable:
             brand=column([p.brand for p in products]),
             usage=column([p.usage for p in products]),
             price=np.array([p.final_price for p in products], dtype=np.float64),
+            word_list=word_list, word_starts=word_starts, word_rows=word_rows,
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def has_words(self) -> bool:
+        """Whether the table can rule out words (one saved before the word index cannot)."""
+        return len(self.word_starts) > 0
+
     def mask(self, constraints: SearchConstraints) -> np.ndarray:
-        """True for products that satisfy every hard constraint (memoised: one search asks
-        for the same constraints several times while relaxing and ranking)."""
+        """True for products that satisfy every hard constraint and have nothing ruled out
+        (memoised: one search asks for the same constraints several times while relaxing
+        and ranking)."""
         key = (tuple(constraints.article_types), tuple(constraints.colours),
                tuple(constraints.genders), tuple(constraints.brands),
                tuple(constraints.usage_filter()),
-               constraints.min_price, constraints.max_price)
+               constraints.min_price, constraints.max_price,
+               tuple(constraints.excluded_article_types), tuple(constraints.excluded_colours),
+               tuple(constraints.excluded_brands), tuple(constraints.excluded_words))
         cache = self.__dict__.setdefault("_masks", {})
         if key not in cache:
             if len(cache) > 64:
@@ -88,15 +164,44 @@ class FacetTable:
                   constraints.brands, constraints.usage_filter())
         for values, name in zip(wanted, CODED_COLUMNS, strict=True):
             if values:
-                index, codes = self._coded(name)
-                allowed = np.zeros(len(index), dtype=bool)
-                allowed[[index[v] for v in values if v in index]] = True
-                keep &= allowed[codes]
+                keep &= self._one_of(name, values)
+        ruled_out = ((constraints.excluded_article_types, "article_type"),
+                     (constraints.excluded_colours, "colour"),
+                     (constraints.excluded_brands, "brand"))
+        for values, name in ruled_out:
+            if values:
+                keep &= ~self._one_of(name, values)
+        if constraints.excluded_words:
+            keep &= ~self._using(constraints.excluded_words)
         if constraints.min_price is not None:
             keep &= self.price >= constraints.min_price
         if constraints.max_price is not None:
             keep &= self.price <= constraints.max_price
         return keep
+
+    def _one_of(self, name: str, values: list[str]) -> np.ndarray:
+        """True for products whose ``name`` column holds one of ``values``."""
+        index, codes = self._coded(name)
+        allowed = np.zeros(len(index), dtype=bool)
+        allowed[[index[v] for v in values if v in index]] = True
+        return allowed[codes]
+
+    def _using(self, words: Iterable[str]) -> np.ndarray:
+        """True for products described with any of ``words`` (in any of its forms)."""
+        hit = np.zeros(len(self), dtype=bool)
+        if not self.has_words:
+            logger.warning("the facet table has no word index (re-ingest the catalog); "
+                           "ruled-out words are checked on the results only")
+            return hit
+        cache = self.__dict__.setdefault("_word_index", {})
+        if not cache:
+            cache.update((str(w), i) for i, w in enumerate(self.word_list))
+        for word in words:
+            for form in word_forms(word):
+                i = cache.get(form)
+                if i is not None:
+                    hit[self.word_rows[self.word_starts[i]:self.word_starts[i + 1]]] = True
+        return hit
 
     def _coded(self, name: str) -> tuple[dict[str, int], np.ndarray]:
         """A text column as integer codes, so a filter is one table lookup per product

@@ -3,7 +3,8 @@
 Hybrid ranking fuses dense candidates (Chroma, MiniLM, metadata filters) with lexical ones
 (bm25s over the same filter, as a weight mask) by reciprocal-rank fusion. When the
 constraints match nothing, the softest one is relaxed (price, style, colour, brand, gender)
-and the result says which, so the reply can be honest about it.
+and the result says which, so the reply can be honest about it. What the shopper ruled out
+("not white", "no leather") is never relaxed: no path returns an excluded product.
 
 A shopper's photo (``PhotoQuery``) is another source of candidates: products whose catalog
 photo looks most like it, under the same constraints and the same relaxation, plus one
@@ -21,6 +22,7 @@ import numpy as np
 
 from retrieval.catalog import Product
 from retrieval.embeddings import encode
+from retrieval.lexical import is_excluded
 from retrieval.query import MAX_QUERY_CHARS, SearchConstraints, parse_query, ranking_text
 from retrieval.store import ProductStore
 
@@ -34,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
-# Relaxed in this order when nothing matches; the article type is never dropped.
+# Relaxed in this order when nothing matches; the article type and exclusions never are.
 RELAX_ORDER = ("price", "usage", "colour", "brand", "gender")
 # A photo's predicted article type is our guess, not the shopper's word: it goes after all of
 # theirs (shoes at the wrong price beat sunglasses at the right one).
@@ -83,18 +85,27 @@ class PhotoQuery:
 
 
 def build_where(constraints: SearchConstraints) -> dict[str, Any] | None:
-    """Chroma metadata filter for the hard constraints (None when there are none)."""
+    """Chroma metadata filter for the hard constraints (None when there are none). Ruled-out
+    words cannot be said in metadata: :func:`has_filters` and the callers see to them."""
     clauses: list[dict[str, Any]] = []
 
     def one_of(key: str, values: list[str]) -> None:
         if values:
             clauses.append({key: {"$in": values}} if len(values) > 1 else {key: values[0]})
 
+    def none_of(key: str, values: list[str]) -> None:
+        if values:
+            clauses.append({key: {"$nin": values}} if len(values) > 1 else
+                           {key: {"$ne": values[0]}})
+
     one_of("article_type", constraints.article_types)
     one_of("base_colour", constraints.colours)
     one_of("brand", constraints.brands)
     one_of("gender", constraints.genders)
     one_of("usage", constraints.usage_filter())
+    none_of("article_type", constraints.excluded_article_types)
+    none_of("base_colour", constraints.excluded_colours)
+    none_of("brand", constraints.excluded_brands)
     if constraints.min_price is not None:
         clauses.append({"final_price": {"$gte": float(constraints.min_price)}})
     if constraints.max_price is not None:
@@ -104,8 +115,14 @@ def build_where(constraints: SearchConstraints) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def has_filters(constraints: SearchConstraints) -> bool:
+    """Whether the constraints filter the catalog at all (exclusions included)."""
+    return build_where(constraints) is not None or bool(constraints.excluded_words)
+
+
 def relax(constraints: SearchConstraints, what: str) -> SearchConstraints | None:
-    """A copy without one kind of constraint, or None when it had none of that kind."""
+    """A copy without one kind of constraint, or None when it had none of that kind; the
+    exclusions always stay."""
     if what == "price" and (constraints.min_price is not None
                             or constraints.max_price is not None):
         return replace(constraints, min_price=None, max_price=None)
@@ -127,6 +144,23 @@ def _price_distance(product: Product, constraints: SearchConstraints) -> float:
     if constraints.min_price is not None and price < constraints.min_price:
         return constraints.min_price - price
     return 0.0
+
+
+def without_excluded(
+    fetch: Callable[[int], list[tuple[Product, float]]], n: int, constraints: SearchConstraints
+) -> list[tuple[Product, float]]:
+    """The best ``n`` hits of ``fetch(size)`` with nothing ruled out, for rankers that cannot
+    filter words out themselves (Chroma): asks for more until ``n`` are left or the ranker
+    has no more."""
+    if not constraints.has_exclusions():
+        return fetch(n)
+    size = n
+    while True:
+        hits = fetch(size)
+        kept = [hit for hit in hits if not is_excluded(hit[0], constraints)]
+        if len(kept) >= n or len(hits) < size:
+            return kept[:n]
+        size *= 4
 
 
 def reciprocal_rank_fusion(*rankings: list[str], k: int = RRF_K) -> list[tuple[str, float]]:
@@ -196,11 +230,13 @@ class ProductSearch:
     ) -> list[tuple[str, float]]:
         """Exact masked search in the local index; Chroma's filtered HNSW when it is absent."""
         lexical = self.store.lexical
-        where = build_where(constraints)
         if lexical is not None and lexical.vectors is not None:
-            mask = lexical.facets.mask(constraints) if where else None
+            mask = lexical.facets.mask(constraints) if has_filters(constraints) else None
             return lexical.dense_top(query_vector, n, mask)
-        return [(p.id, score) for p, score in self.store.query(query_vector, n, where)]
+        where = build_where(constraints)
+        hits = without_excluded(lambda size: self.store.query(query_vector, size, where), n,
+                                constraints)
+        return [(p.id, score) for p, score in hits]
 
     def _matching(self, constraints: SearchConstraints) -> int | None:
         """How many products satisfy the constraints (None when the facet table is missing)."""
@@ -210,22 +246,28 @@ class ProductSearch:
     def _rank(
         self, text: str, active: SearchConstraints, wanted: int, pool_size: int
     ) -> list[tuple[Product, float]]:
-        """Dense and lexical candidates under ``active`` fused by RRF, best first."""
+        """Dense and lexical candidates under ``active`` fused by RRF, best first. Nothing
+        ruled out comes back, even from an index too old to filter words itself."""
         query_text = ranking_text(text, active)
-        where = build_where(active)
+        filtered = has_filters(active)
         depth = max(CANDIDATES, wanted)
         dense_ranked = self._dense_top(encode([query_text])[0], depth, active)
-        if where is None:
+        if not filtered:
             dense_ranked = [hit for hit in dense_ranked if hit[1] >= MIN_FREE_TEXT_SCORE]
         lexical = self.store.lexical
-        mask = lexical.facets.mask(active) if lexical is not None and where else None
-        lexical_ids = [] if where is None and not dense_ranked else [
+        mask = lexical.facets.mask(active) if lexical is not None and filtered else None
+        lexical_ids = [] if not filtered and not dense_ranked else [
             pid for pid, _ in self._lexical_top(query_text, depth, mask)
         ]
         fused = reciprocal_rank_fusion([pid for pid, _ in dense_ranked], lexical_ids)
-        pool = fused[:max(wanted, pool_size)]
+        size = max(wanted, pool_size)
+        words_unmasked = bool(active.excluded_words) and (
+            lexical is None or not lexical.facets.has_words)
+        pool = fused if words_unmasked else fused[:size]
         by_id = {p.id: p for p in self.store.get([pid for pid, _ in pool])}
-        return [(by_id[pid], score) for pid, score in pool if pid in by_id]
+        hits = [(by_id[pid], score) for pid, score in pool
+                if pid in by_id and not is_excluded(by_id[pid], active)]
+        return hits[:size]
 
     def _cheap_cap(self, active: SearchConstraints) -> SearchConstraints:
         """'cheap' means the cheapest quarter of what matches, unless a budget was given."""
@@ -280,7 +322,7 @@ class ProductSearch:
             ranked.sort(key=lambda hit: hit[0].final_price)
 
         exact = 0 if relaxed else len(ranked)
-        if not relaxed and exact < wanted and build_where(active) is not None:
+        if not relaxed and exact < wanted and has_filters(active):
             # Too few exact matches: fill the page with the closest, and say so.
             for what in RELAX_ORDER:
                 looser = relax(active, what)
@@ -331,7 +373,7 @@ class ProductSearch:
             ranked.sort(key=lambda hit: hit[0].final_price)
 
         exact = 0 if relaxed else len(ranked)
-        if not relaxed and exact < wanted and (types or build_where(active) is not None):
+        if not relaxed and exact < wanted and (types or has_filters(active)):
             # Too few exact matches: fill the page with the closest, and say so.
             for what in (*RELAX_ORDER, PREDICTED_TYPE):
                 if what == PREDICTED_TYPE:
@@ -380,20 +422,24 @@ class ProductSearch:
     ) -> list[tuple[Product, float]]:
         """The ``n`` most similar photographed products under ``active`` and ``types``, with
         cosine similarity: exact over the facet mask in memory, else (a store without facets)
-        Chroma's filtered HNSW."""
-        if photos is not None:
-            hits = photos.top(photo.vector, n, self._photo_mask(photos, active, types))
-        else:
-            from retrieval.images.index import nearest_photos
+        Chroma's filtered HNSW; nothing ruled out either way."""
+        from retrieval.images.index import nearest_photos
 
-            where = build_where(active)
-            if types:
-                clause = {"article_type": {"$in": types}} if len(types) > 1 else {
-                    "article_type": types[0]}
-                where = clause if where is None else {"$and": [where, clause]}
-            hits = nearest_photos(self.store, photo.vector, n, where)
-        by_id = {p.id: p for p in self.store.get([pid for pid, _ in hits])}
-        return [(by_id[pid], score) for pid, score in hits if pid in by_id]
+        where = build_where(active)
+        if types:
+            clause = {"article_type": {"$in": types}} if len(types) > 1 else {
+                "article_type": types[0]}
+            where = clause if where is None else {"$and": [where, clause]}
+
+        def fetch(size: int) -> list[tuple[Product, float]]:
+            if photos is not None:
+                hits = photos.top(photo.vector, size, self._photo_mask(photos, active, types))
+            else:
+                hits = nearest_photos(self.store, photo.vector, size, where)
+            by_id = {p.id: p for p in self.store.get([pid for pid, _ in hits])}
+            return [(by_id[pid], score) for pid, score in hits if pid in by_id]
+
+        return without_excluded(fetch, n, active)
 
     @staticmethod
     def _result(

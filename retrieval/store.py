@@ -24,6 +24,8 @@ from retrieval.vocab import CatalogVocabulary
 logger = logging.getLogger(__name__)
 
 COLLECTION = "products"
+# Bump when the vocabulary or local index files change shape (2: excludable attribute words).
+INDEX_FORMAT = 2
 META_FILE = "store.json"
 # Chroma caps how many records one call may carry; stay well under it.
 _GET_BATCH = 5000
@@ -207,6 +209,12 @@ class ProductStore:
         lexical = LexicalIndex.build(products, vectors)
         lexical.save(self.store_dir)
         self._lexical = lexical
+        self.write_meta(index_format=INDEX_FORMAT)
+
+    def indexes_outdated(self) -> bool:
+        """Whether the local indexes were built by older code (an ingest then rebuilds them
+        even when no product changed)."""
+        return self.lexical is None or self.read_meta().get("index_format") != INDEX_FORMAT
 
     def read_meta(self) -> dict[str, Any]:
         path = self.store_dir / META_FILE

@@ -105,6 +105,16 @@ USAGE_WORDS: dict[str, str] = {
 }
 
 
+_ATTRIBUTE_WORD = re.compile(r"[a-z]{3,}")
+_NON_COMPOUND = re.compile(r"\bnon[\s-]+([a-z]{3,})")
+
+
+def _attribute_words(value: str) -> set[str]:
+    """The words of an attribute value, plus its "non x" compounds ("Non-Padded" is a kind
+    of product, not a refusal of padding)."""
+    return {*_ATTRIBUTE_WORD.findall(value), *("non " + w for w in _NON_COMPOUND.findall(value))}
+
+
 def _norm(text: str) -> str:
     return " ".join(text.lower().replace("-", " ").replace("&", " and ").split())
 
@@ -128,6 +138,9 @@ class CatalogVocabulary:
     brands: dict[str, int] = field(default_factory=dict)
     genders: dict[str, int] = field(default_factory=dict)
     usages: dict[str, int] = field(default_factory=dict)
+    # Words of the products' attribute values (materials, patterns, cuts: "leather",
+    # "printed", "sleeveless"): what a shopper can rule out by name ("no leather").
+    attribute_words: dict[str, int] = field(default_factory=dict)
     product_count: int = 0
 
     @classmethod
@@ -135,6 +148,7 @@ class CatalogVocabulary:
         counters: dict[str, Counter[str]] = {
             k: Counter() for k in ("article_types", "colours", "brands", "genders", "usages")
         }
+        words: Counter[str] = Counter()
         count = 0
         for p in products:
             count += 1
@@ -143,8 +157,11 @@ class CatalogVocabulary:
             counters["brands"][p.brand] += 1
             counters["genders"][p.gender] += 1
             counters["usages"][p.usage] += 1
+            words.update({w for value in p.attributes.values()
+                          for w in _attribute_words(value.lower())})
         values = {k: {v: n for v, n in c.most_common() if v} for k, c in counters.items()}
-        return cls(**values, product_count=count)
+        return cls(**values, attribute_words={w: n for w, n in words.most_common() if n > 1},
+                   product_count=count)
 
     def save(self, store_dir: Path) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import functools
 import io
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +179,11 @@ def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Ph
     product_id = first.get_attribute("data-product-id")
     name = first.locator(".sbw-card__name").inner_text()
     assert product_id and name
+    # Above the cards an intro sentence, not the text channels' numbered list of the same
+    # products with their internal ids.
+    intro = page.get_by_test_id("bot-message").last.inner_text()
+    assert intro and name not in intro and f"id {product_id}" not in intro
+    assert not re.search(r"^\s*1\. ", intro, re.MULTILINE), intro
     assert "₹" in first.locator(".sbw-price__final").inner_text()
     for label in ("Add to cart", "Details", "Similar"):
         assert first.get_by_role("button", name=label).is_visible()

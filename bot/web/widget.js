@@ -835,20 +835,23 @@
 
     handleBotMessage(m) {
       if (!m || typeof m !== 'object') return;
-      const text = str(m.text);
+      let custom = m.custom;
+      if (typeof custom === 'string') {
+        try { custom = JSON.parse(custom); } catch (e) { custom = null; }
+      }
+      const cards = custom && typeof custom === 'object' && custom.type === 'product_cards' &&
+        Array.isArray(custom.products) && custom.products.length ? custom : null;
+      // With cards the intro sentence is enough: the text's numbered list (for text-only
+      // channels) would repeat the cards below it.
+      const text = cards && typeof cards.intro === 'string' ? cards.intro : str(m.text);
       const buttons = (Array.isArray(m.buttons) ? m.buttons : [])
         .filter((b) => b && typeof b === 'object' && (b.title || b.payload))
         .map((b) => ({ title: str(b.title || b.payload), payload: str(b.payload || b.title) }));
       if (text || buttons.length) this.addEntry({ t: 'bot', text, buttons });
       if (typeof m.image === 'string' && m.image) this.addEntry({ t: 'image', url: m.image });
-      let custom = m.custom;
-      if (typeof custom === 'string') {
-        try { custom = JSON.parse(custom); } catch (e) { custom = null; }
-      }
-      if (!custom || typeof custom !== 'object') return;
-      if (custom.type === 'product_cards' && Array.isArray(custom.products) && custom.products.length) {
-        this.addEntry({ t: 'products', products: custom.products });
-      } else if (custom.type === 'cart') {
+      if (cards) {
+        this.addEntry({ t: 'products', products: cards.products });
+      } else if (custom && typeof custom === 'object' && custom.type === 'cart') {
         this.addEntry({ t: 'cart', cart: custom });
       }
     }
