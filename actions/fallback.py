@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.base import ShopAction
-from actions.dialogue import latest_intent, search_follow_up
+from actions.dialogue import latest_intent, latest_text, search_follow_up, wants_to_stop
 from actions.replies import offer_a_person
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ MISSES_BEFORE_A_PERSON = 2
 # enough to ask rather than guess.
 CLOSE_SHARE = 0.5
 GUESS_FLOOR = 0.12
+LEFT_IT_TEXT = "Alright, I've left it as it is. Anything else I can help with?"
 OUT_OF_SCOPE_PERSON_TEXT = ("Sorry, that's outside what I can do here: I help with shopping in "
                             "this store. Would you like me to connect you with a person from "
                             "our team?")
@@ -93,6 +94,9 @@ class ActionFallback(ShopAction):
 
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: DomainDict) -> list[dict[str, Any]]:
+        if wants_to_stop(tracker, latest_text(tracker)):  # "never mind, don't cancel anything"
+            dispatcher.utter_message(text=LEFT_IT_TEXT)
+            return []
         kind = search_follow_up(tracker)
         if kind == "refine":
             return [FollowupAction("action_refine_search")]

@@ -31,7 +31,7 @@ from actions.dialogue import (
     wants_to_stop,
 )
 from actions.replies import hand_off
-from actions.routing import yield_target
+from actions.routing import FLOWS, yield_target
 from actions.services import services
 from shop.orders import Order, OrderCode, OrderOutcome, OrderStore
 from shop.references import OrderReference, find_order
@@ -338,8 +338,11 @@ class ActionAskOrderId(ShopAction):
         except Exception:
             logger.exception("could not list orders for %s", short(tracker.sender_id))
             placed = []
+        doing = FLOWS.get(str((tracker.active_loop or {}).get("name") or ""), ("", ""))[1]
         if not placed:
-            dispatcher.utter_message(text="What's the order number? " + ORDER_ID_HELP)
+            ask = f"To {doing}, I need the order number." if doing else \
+                "What's the order number?"
+            dispatcher.utter_message(text=f"{ask} {ORDER_ID_HELP}")
             return []
         # "the one I bought in November" with two November orders: offer just those.
         reference = find_order(latest_text(tracker), placed)
@@ -348,8 +351,10 @@ class ActionAskOrderId(ShopAction):
             text = (f"{len(reference.orders)} orders fit {reference.said} "
                     f"({', '.join(o.order_id for o in offered)}): which one is it?")
         else:
-            text = ("Which order is it? Pick one of your recent orders or type the order "
-                    "number (like SB-123456).")
+            first_ask = doing and not tracker.get_slot("flow_tries")
+            text = (f"Sure, I can help you {doing}. " if first_ask else "") + (
+                "Which order is it? Pick one of your recent orders or type the order number "
+                "(like SB-123456).")
             offered = tuple(placed[:RECENT_ORDERS_SHOWN])
         buttons = [{"title": f"{o.order_id} ({o.status.value.replace('_', ' ')})",
                     "payload": o.order_id} for o in offered]

@@ -338,10 +338,15 @@ def _brand_table(
             for size in range(1, MAX_NGRAM + 1):
                 named.add(" ".join(tokens[i + 1:i + 1 + size]))
                 named.add(" ".join(tokens[max(0, i - size):i]))
+    # A one-word brand phrase that is a word of a product type ("sports", a phrase of the
+    # brand "F Sports", in "sports shoes") is that product type, as a colour word is a colour.
+    product_words = {w for phrase in vocab.article_phrases() for w in phrase.split()
+                     if " " in phrase}
     table: dict[str, list[str]] = {}
     for phrase, brands in vocab.brand_phrases().items():
         colour_word = " " not in phrase and phrase in colours
-        ambiguous = phrase in AMBIGUOUS_BRAND_WORDS and phrase not in hints
+        ambiguous = (phrase in AMBIGUOUS_BRAND_WORDS or phrase in product_words) \
+            and phrase not in hints
         if phrase in named or not (colour_word or ambiguous):
             table[phrase] = brands
     return table

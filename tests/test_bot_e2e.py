@@ -83,7 +83,7 @@ def test_dead_action_server_gets_a_clear_message(stack: Stack) -> None:
         assert texts(messages).strip(), "the shopper is told something went wrong"
         assert not cards(messages)
         # Rasa itself stays up and still answers what needs no action server.
-        assert "I can help you" in texts(say(stack, "after-crash", "asdkjh qwe zzxcv"))
+        assert "find" in texts(say(stack, "after-crash", "hello there")).lower()
     finally:
         stack.restart("action server")
     assert cards(say(stack, "after-restart", "show me red dresses"))

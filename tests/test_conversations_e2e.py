@@ -130,3 +130,15 @@ def test_negation_on_the_sample_catalog(stack: Stack, sample_store: ProductStore
     assert found and all(p.article_type == "Shirts" and p.base_colour != "White"
                          for p in found)
     assert "not white" in texts(reply).lower()
+
+
+def test_a_message_between_two_requests_gets_a_question_with_buttons(stack: Stack) -> None:
+    # The NLU puts this between returning and cancelling (bench/conversations.yml found it).
+    reply = say(stack, "e2e-clarify", "I want to return order SB-100105")
+    said = texts(reply)
+    assert said.startswith("Sorry, I'm not sure what you need: do you want to "), said
+    payloads = [b["payload"] for b in buttons(reply)]
+    assert len(payloads) == 3 and "/get_refund" in payloads and payloads[-1] == "/deny"
+    # A button is the request itself: the return flow starts.
+    assert "which order" in texts(say(stack, "e2e-clarify", "/get_refund")).lower()
+    say(stack, "e2e-clarify", "stop")

@@ -68,7 +68,8 @@ FOLLOW_UPS = [
      lambda p: p.article_type == "Sports Shoes" and p.base_colour == "Black"),
     ("sunglasses", "brown", lambda p: p.article_type == "Sunglasses" and p.base_colour == "Brown"),
     ("casio watches", "something under 2000",
-     lambda p: p.article_type == "Watches" and p.brand == "Casio" and p.final_price <= 2000),
+     lambda p: p.article_type == "Watches" and p.brand.lower() == "casio"
+     and p.final_price <= 2000),
     ("backpacks", "what about something under 1500",
      lambda p: p.article_type == "Backpacks" and p.final_price <= 1500),
     ("black heels under 1500 for a party", "in red",
