@@ -1,9 +1,11 @@
 """No dead ends: what happens when the NLU is unsure or calls a message out of scope.
 
-In order: a short product follow-up the NLU misread ("in black" after running shoes) goes to
-the search; a message between two close intents gets a question with a button for each
-("Track an order or cancel one?"); the second misunderstanding in a row gets the offer of a
-person; anything else gets the rephrase hint (or, out of scope, what the shop can do).
+In order: "never mind" is acknowledged; a short product follow-up the NLU misread ("in
+black" after running shoes) refines the active search, and a product request it could not
+place (unsure, not out of scope) is searched; the second message in a row the bot cannot
+place gets the offer of a person; a message between two close intents gets a question with a
+button for each ("track an order or cancel an order?"); anything else gets the rephrase hint
+(or, out of scope, what the shop can do).
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ class ActionFallback(ShopAction):
         kind = search_follow_up(tracker)
         if kind == "refine":
             return [FollowupAction("action_refine_search")]
-        if kind == "new_search":
-            return [FollowupAction("action_search_products")]
         out_of_scope = latest_intent(tracker) == OUT_OF_SCOPE
+        if kind == "new_search" and not out_of_scope:  # ("laptops under 2000" stays out)
+            return [FollowupAction("action_search_products")]
         if misses_in_a_row(tracker) >= MISSES_BEFORE_A_PERSON:
             return offer_a_person(dispatcher, OUT_OF_SCOPE_PERSON_TEXT if out_of_scope
                                   else PERSON_TEXT)

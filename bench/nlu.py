@@ -62,6 +62,7 @@ OUT_OF_SCOPE = "out_of_scope"
 REJECTED = {FALLBACK, OUT_OF_SCOPE}
 # The aims on third-party text.
 TARGETS = {"intent_accuracy": 0.94, "oos_rejected": 0.92, "in_scope_false_rejection": 0.02}
+AMBIGUITY_SWEEP = [0.0, 0.03, 0.05, 0.1]
 SWEEP = [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8]
 MARKUP = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^)]+)\)|\{(?P<json>[^}]+)\})")
 
@@ -264,7 +265,8 @@ def entity_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_file(examples: list[dict[str, Any]], results: dict[str, dict[str, Any]],
-                  ambiguity: float, confusions: int, errors: bool) -> dict[str, Any]:
+                  threshold: float, ambiguity: float, confusions: int, errors: bool
+                  ) -> dict[str, Any]:
     rows = []
     for example in examples:
         result = results[example["text"]]
@@ -297,6 +299,14 @@ def evaluate_file(examples: list[dict[str, Any]], results: dict[str, dict[str, A
         round((1 - sweep[k]["intent_accuracy"]) * inside + (1 - sweep[k]["oos_rejected"])
               * outside), float(k)))
 
+    # The same at the configured cut, for a few ambiguity thresholds (top two intents
+    # closer than this are rejected; actions/fallback.py then asks between them).
+    ambiguity_sweep = {}
+    for value in AMBIGUITY_SWEEP:
+        for r in rows:
+            r["simulated"] = simulate(r["ranking"], threshold, value)
+        ambiguity_sweep[str(value)] = rates(rows, "simulated")
+
     f1 = per_intent(rows)
     at_model: dict[str, float | None] = {**rates(rows, "predicted")}
     has_oos = any(r["expected"] == OUT_OF_SCOPE for r in rows)
@@ -313,6 +323,7 @@ def evaluate_file(examples: list[dict[str, Any]], results: dict[str, dict[str, A
                           and at_model["in_scope_false_rejection"]
                           <= TARGETS["in_scope_false_rejection"]),
         "fallback_sweep": sweep,
+        "ambiguity_sweep": ambiguity_sweep,
         "best_threshold": float(best),
         "macro_f1": round(sum(s["f1"] for s in f1.values()) / max(len(f1), 1), 4),
         "weakest_intents": sorted(((k, v["f1"]) for k, v in f1.items()),
@@ -385,7 +396,7 @@ def main() -> None:
 
     threshold, ambiguity = fallback_settings(args.config)
     evals = {names[path]: {"file": display(path),
-                           **evaluate_file(examples[path], results, ambiguity,
+                           **evaluate_file(examples[path], results, threshold, ambiguity,
                                            args.confusions, args.errors)}
              for path in files}
     annotated_files = [name for name, section in evals.items() if "entities" in section]

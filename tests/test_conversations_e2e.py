@@ -139,6 +139,7 @@ def test_a_message_between_two_requests_gets_a_question_with_buttons(stack: Stac
     assert said.startswith("Sorry, I'm not sure what you need: do you want to "), said
     payloads = [b["payload"] for b in buttons(reply)]
     assert len(payloads) == 3 and "/get_refund" in payloads and payloads[-1] == "/deny"
-    # A button is the request itself: the return flow starts.
-    assert "which order" in texts(say(stack, "e2e-clarify", "/get_refund")).lower()
+    # A button is the request itself: the return flow starts (this shopper has no orders).
+    started = texts(say(stack, "e2e-clarify", "/get_refund"))
+    assert started.startswith("To return an order, I need the order number."), started
     say(stack, "e2e-clarify", "stop")
