@@ -11,7 +11,7 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions.services import services
-from retrieval.query import SearchConstraints
+from retrieval.query import SearchConstraints, parse_query
 from retrieval.refine import follow_up_kind
 from shop.orders import clean_address
 from shopcore.ids import valid_id
@@ -158,7 +158,12 @@ def search_follow_up(tracker: Tracker) -> str:
     if constraints is None and tracker.get_slot("photo_ref"):
         constraints = SearchConstraints(text="photo")  # refining a photo search
     try:
-        return follow_up_kind(text, services().store.vocab, constraints, entities(tracker))
+        vocab = services().store.vocab
+        kind = follow_up_kind(text, vocab, constraints, entities(tracker))
+        if kind == "refine" and tracker.get_slot("photo_ref") \
+                and parse_query(text, vocab, entities(tracker)).article_types:
+            return "new_search"  # a typed product request after a photo: "red dresses"
+        return kind
     except Exception:
         logger.exception("could not read %r as a search follow-up", text[:200])
         return "none"

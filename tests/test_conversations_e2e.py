@@ -15,7 +15,7 @@ from retrieval.store import ProductStore
 from shop.orders import OrderStatus
 from shop.records import ShopRecords
 from shopbot.stack import Stack
-from tests.e2e import cards, say, texts
+from tests.e2e import cards, chat, say, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +143,19 @@ def test_a_message_between_two_requests_gets_a_question_with_buttons(stack: Stac
     started = texts(say(stack, "e2e-clarify", "/get_refund"))
     assert started.startswith("To return an order, I need the order number."), started
     say(stack, "e2e-clarify", "stop")
+
+
+def test_in_red_after_heels_through_the_widgets_endpoint(stack: Stack,
+                                                          sample_store: ProductStore) -> None:
+    """The widget's path (/api/chat, cookie session): "in red" keeps the heels and the budget
+    and reads "red" as the colour, never as a brand."""
+    first = cards(chat(stack, "widget-heels", "black heels under 1500 for a party"))
+    assert first and all(c["article_type"] == "Heels" for c in first)
+    reply = chat(stack, "widget-heels", "in red")
+    found = sample_store.get([c["id"] for c in cards(reply)])
+    assert found and all(p.article_type == "Heels" for p in found), texts(reply)
+    red = [p for p in found if p.base_colour == "Red" and p.final_price <= 1500]
+    # The sample has two red heels under 1500: they come first.
+    assert len(red) == 2 and found[:2] == red
+    intro = next(m["custom"]["intro"] for m in reply if (m.get("custom") or {}).get("intro"))
+    assert intro.startswith("I found 2 red party heels under ₹1,500"), intro
