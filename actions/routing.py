@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from shop.references import MONTHS
+
 RULES_FILE = Path(__file__).resolve().parent.parent / "bot" / "data" / "rules.yml"
 
 # What each request is, in words, and the intent that starts it again (the resume button).
@@ -55,10 +57,7 @@ YIELD_CONFIDENCE = 0.4
 _ANSWER_WORDS = re.compile(
     r"\b(?:it'?s|it|is|was|its|my|the|a|an|this|that|one|order|no|number|num|id|here|ok|okay|"
     r"sure|yes|yeah|please|pls|thanks|thank|you|last|latest|recent|most|newest|previous|from|"
-    r"in|of|i|placed|bought|ordered|month|week|before|with|" + "|".join(
-        ("january", "february", "march", "april", "may", "june", "july", "august",
-         "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun",
-         "jul", "aug", "sep", "sept", "oct", "nov", "dec")) + r")\b")
+    r"in|of|i|placed|bought|ordered|month|week|before|with|" + "|".join(MONTHS) + r")\b")
 _ORDER_NUMBER = re.compile(r"(?:sb\s*[-_:#.]?\s*|#\s*)?\d{3,}", re.IGNORECASE)
 
 

@@ -340,8 +340,7 @@ def _brand_table(
                 named.add(" ".join(tokens[max(0, i - size):i]))
     # A one-word brand phrase that is a word of a product type ("sports", a phrase of the
     # brand "F Sports", in "sports shoes") is that product type, as a colour word is a colour.
-    product_words = {w for phrase in vocab.article_phrases() for w in phrase.split()
-                     if " " in phrase}
+    product_words = vocab.product_type_words()
     table: dict[str, list[str]] = {}
     for phrase, brands in vocab.brand_phrases().items():
         colour_word = " " not in phrase and phrase in colours

@@ -6,14 +6,18 @@ same code works for any catalog; only the small synonym table below is hand-made
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from retrieval.catalog import Product
+
+T = TypeVar("T")
 
 VOCAB_FILE = "vocab.json"
 
@@ -129,6 +133,18 @@ def singular(word: str) -> str:
     return word
 
 
+def _built_once(method: Callable[[CatalogVocabulary], T]) -> Callable[[CatalogVocabulary], T]:
+    """A phrase table is built on first use and kept: every message is parsed against the
+    same tables (the vocabulary changes only by loading a new one)."""
+    @functools.wraps(method)
+    def table(self: CatalogVocabulary) -> T:
+        built = self.__dict__.setdefault("_tables", {})  # not a field: never saved
+        if method.__name__ not in built:
+            built[method.__name__] = method(self)
+        return built[method.__name__]
+    return table
+
+
 @dataclass
 class CatalogVocabulary:
     """What the catalog sells, as phrase -> canonical catalog values lookups."""
@@ -178,6 +194,7 @@ class CatalogVocabulary:
 
     # -- phrase tables used by the query parser ---------------------------------------------
 
+    @_built_once
     def article_phrases(self) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
         for article in self.article_types:
@@ -194,6 +211,13 @@ class CatalogVocabulary:
                 table[word] = present
         return table
 
+    @_built_once
+    def product_type_words(self) -> set[str]:
+        """Words of several-word product types ("sports" of "sports shoes"): never a brand
+        on their own."""
+        return {w for phrase in self.article_phrases() if " " in phrase for w in phrase.split()}
+
+    @_built_once
     def colour_phrases(self) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
         for colour in self.colours:
@@ -215,6 +239,7 @@ class CatalogVocabulary:
                                    and c not in colours)
         return table
 
+    @_built_once
     def brand_phrases(self) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
         for brand in self.brands:
@@ -228,6 +253,7 @@ class CatalogVocabulary:
                     table.setdefault(form, []).append(brand)
         return table
 
+    @_built_once
     def gender_phrases(self) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
         for word, targets in GENDER_WORDS.items():
@@ -235,6 +261,7 @@ class CatalogVocabulary:
             table[word] = present
         return table
 
+    @_built_once
     def usage_phrases(self) -> dict[str, list[str]]:
         return {word: [usage] for word, usage in USAGE_WORDS.items()}
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from shop.orders import Order
 from shopcore.db import now_utc
 
-_MONTHS = {name: number for number, names in enumerate((
+MONTHS = {name: number for number, names in enumerate((
     ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
     ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
     ("october", "oct"), ("november", "nov"), ("december", "dec")), start=1) for name in names}
@@ -24,7 +24,7 @@ _PREVIOUS_ONE = re.compile(r"\b(?:one|order)\s+before\s+(?:that|the\s+last)\b|\b
 _ORDER_WORDS = re.compile(r"\b(?:order|orders|purchase|one|parcel|package|delivery|bought|"
                           r"ordered|it)\b")
 _MONTH = re.compile(r"\b(?:in|from|of|during|on|placed|bought|ordered)\s+(?:early\s+|late\s+|"
-                    r"mid\s+)?(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b")
+                    r"mid\s+)?(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\b")
 _LAST_MONTH = re.compile(r"\blast\s+month\b")
 _THIS_MONTH = re.compile(r"\bthis\s+month\b")
 _ITEM_WORD = re.compile(r"[a-z]{4,}")
@@ -72,7 +72,7 @@ def find_order(text: str, orders: Sequence[Order], now: datetime | None = None
     month_match = _MONTH.search(lowered)
     if _LAST_MONTH.search(lowered) or _THIS_MONTH.search(lowered) or month_match:
         if month_match:
-            month = _MONTHS[month_match.group(1)]
+            month = MONTHS[month_match.group(1)]
             # The most recent such month: "November" in March means last November.
             year = now.year if month <= now.month else now.year - 1
             said = f"your orders from {month_match.group(1).capitalize()}"
@@ -100,7 +100,7 @@ def find_order(text: str, orders: Sequence[Order], now: datetime | None = None
 def _with_items(lowered: str, orders: Sequence[Order]) -> list[Order]:
     """Orders with an item the text names ("the one with the sneakers")."""
     words = {w.rstrip("s") for w in _ITEM_WORD.findall(lowered) if w not in _NOT_ITEM_WORDS
-             and w not in _MONTHS}
+             and w not in MONTHS}
     if not words:
         return []
     found = []
