@@ -67,6 +67,16 @@ class Settings(_EnvSettings):
         "links, events): an SQLAlchemy URL; default SQLite at var_dir/shop.db.")
     tracker_db: Path | None = Field(
         default=None, description="Rasa's SQLite tracker store; default var_dir/tracker.db.")
+    tracker_url: str | None = Field(
+        default=None, description="Rasa's tracker store as an SQLAlchemy URL; default the "
+        "shop database when that is PostgreSQL (Rasa's own tables sit beside the shop's), "
+        "else SQLite at tracker_db.")
+    redis_url: str | None = Field(
+        default=None, description="Redis for Rasa's lock store (redis://host:port/db): "
+        "required when more than one Rasa replica serves the same conversations.")
+    catalog_check_s: float = Field(
+        default=2.0, description="How often an action server looks for a newer catalog "
+        "version (an ingest elsewhere); it switches between two searches, never mid-search.")
     demo: bool = Field(
         default=False, description="Demo mode (`make run` switches it on): seed the demo "
         "shoppers' orders and let the demo page chat as demo-shopper. Off for a real shop.")
@@ -156,6 +166,16 @@ class Settings(_EnvSettings):
     @property
     def shop_database_url(self) -> str:
         return self.database_url or f"sqlite:///{Path(self.var_dir) / 'shop.db'}"
+
+    @property
+    def tracker_store_url(self) -> str:
+        """Where Rasa keeps conversations: the setting, else beside a PostgreSQL shop
+        database, else the SQLite file."""
+        if self.tracker_url:
+            return self.tracker_url
+        if self.database_url and not self.database_url.startswith("sqlite"):
+            return self.database_url
+        return f"sqlite:///{Path(self.tracker_db)}"  # type: ignore[arg-type]
 
     @property
     def recommender_path(self) -> Path:

@@ -117,3 +117,70 @@ def photo_shop(request: pytest.FixtureRequest,
                         customer_token_secret=CUSTOMER_TOKEN_SECRET)
     with running_stack(settings) as started:
         yield PhotoShop(started, ProductStore(store_dir), held_out, photo, query, allowed_port)
+
+
+# -- real servers on loopback (PostgreSQL, Redis, a Chroma server), one each per session --------
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(servers_dir: Path) -> Iterator[object]:
+    """A PostgreSQL 15 server (Debian's package) with database ``shopbot``: the Service, with
+    ``.port``; tests that need a database of their own make one (:func:`fresh_postgres_url`)."""
+    from shopbot import servers
+    from shopbot.stack import free_port
+
+    service = servers.postgres(servers_dir / "pg", free_port(), servers_dir / "pg.log")
+    service.start()
+    try:
+        servers.wait_ready([service])
+        servers.create_database(service.port)
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: object) -> str:
+    """An empty PostgreSQL database for one test (named after a counter)."""
+    from shopbot import servers
+
+    fresh_postgres_url.count = getattr(fresh_postgres_url, "count", 0) + 1  # type: ignore[attr-defined]
+    name = f"test_{os.getpid()}_{fresh_postgres_url.count}"  # type: ignore[attr-defined]
+    servers.create_database(postgres_server.port, name)  # type: ignore[attr-defined]
+    return servers.postgres_url(postgres_server.port, name)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def redis_server(servers_dir: Path) -> Iterator[object]:
+    """A Redis 7 server (Debian's package): the Service, with ``.port``."""
+    from shopbot import servers
+    from shopbot.stack import free_port
+
+    service = servers.redis(servers_dir / "redis", free_port(), servers_dir / "redis.log")
+    service.start()
+    try:
+        servers.wait_ready([service])
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(servers_dir: Path) -> Iterator[object]:
+    """Chroma's own server (`chroma run`): the Service; its port is in ``health_url``."""
+    from shopbot import servers
+    from shopbot.stack import free_port
+
+    port = free_port()
+    service = servers.chroma_server(servers_dir / "chroma", port, servers_dir / "chroma.log")
+    service.port = port  # type: ignore[attr-defined]
+    service.start()
+    try:
+        servers.wait_ready([service], timeout=60)
+        yield service
+    finally:
+        service.stop()
