@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import re
-import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sqlalchemy import column, create_engine, select
+from sqlalchemy import table as sql_table
+from sqlalchemy.pool import NullPool
+
+from shopcore.db import driver_url
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +130,10 @@ def load_item_attributes(path: str | Path, vocab: ItemVocab) -> list[list[int]]:
 # --------------------------------------------------------------------------- events log
 
 EventRow = tuple[str, str, str, float]
+EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
+# The shop's own interaction log (shopcore.db.product_events), in its database or a copy.
+SHOP_EVENTS_TABLE = "product_events"
+SHOP_EVENT_COLUMNS = ("sender_id", "product_id", "event_type", "ts")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -190,21 +198,31 @@ def sequences_from_events(
     return SequenceDataset(sequences, vocab, users, name)
 
 
-def read_events_sqlite(
-    db_path: str | Path,
+def read_events_db(
+    source: str | Path,
     table: str = "events",
-    columns: tuple[str, str, str, str] = ("user_id", "item_id", "event_type", "timestamp"),
+    columns: tuple[str, str, str, str] | None = None,
 ) -> Iterator[EventRow]:
-    """Stream ``(user, item, event_type, timestamp)`` rows from a SQLite table."""
+    """Stream ``(user, item, event_type, timestamp)`` rows from a table of any database the
+    shop runs on: an SQLAlchemy URL (a live shop database on PostgreSQL), or a SQLite file's
+    path (opened read-only). ``columns`` default to the shop's own for its interaction log
+    (``product_events``), else ``user_id, item_id, event_type, timestamp``."""
+    if columns is None:
+        columns = SHOP_EVENT_COLUMNS if table == SHOP_EVENTS_TABLE else EVENT_COLUMNS
     for identifier in (table, *columns):
         if not _IDENTIFIER.match(identifier):
             raise ValueError(f"not a plain SQL identifier: {identifier!r}")
-    query = f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - identifiers checked
-    connection = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    text = str(source)
+    url = (driver_url(text) if "://" in text
+           else f"sqlite:///file:{Path(text).resolve()}?mode=ro&uri=true")
+    engine = create_engine(url, poolclass=NullPool)
+    query = select(*(column(name) for name in columns)).select_from(sql_table(table))
     try:
-        yield from connection.execute(query)
+        with engine.connect() as connection:
+            for row in connection.execution_options(stream_results=True).execute(query):
+                yield tuple(row)  # type: ignore[misc]
     finally:
-        connection.close()
+        engine.dispose()
 
 
 def read_events_csv(path: str | Path) -> Iterator[EventRow]:
@@ -221,14 +239,18 @@ SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
 
 
 def load_sequences(
-    path: str | Path, event_types: Collection[str] | None = None, table: str = "events"
+    source: str | Path, event_types: Collection[str] | None = None, table: str = "events"
 ) -> SequenceDataset:
-    """Any supported source by its suffix: Amazon ``.txt``, SQLite events, CSV events."""
-    path = Path(path)
+    """Any supported source: a database URL (events ``table``), or a file by its suffix:
+    Amazon ``.txt``, SQLite events, CSV events."""
+    if "://" in str(source):
+        rows = read_events_db(str(source), table)
+        return sequences_from_events(rows, event_types, min_length=1, name=table)
+    path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"interactions file not found: {path}")
     if path.suffix in SQLITE_SUFFIXES:
-        rows = read_events_sqlite(path, table)
+        rows = read_events_db(path, table)
         return sequences_from_events(rows, event_types, min_length=1, name=path.stem)
     if path.suffix == ".csv":
         return sequences_from_events(read_events_csv(path), event_types, name=path.stem)

@@ -16,7 +16,6 @@ Rasa has saved the turn (:mod:`shopcore.conversations`).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -66,13 +65,14 @@ def forget_shopper(
     tickets: TicketStore | None = None,
     events: EventLog | None = None,
     links: SenderLinks | None = None,
-    tracker_db: Path | str | None = None,
+    tracker: str | Path | None = None,
     uploads: UploadStore | None = None,
 ) -> ForgetReport:
     """Delete (or, for orders, anonymise) everything held about ``sender_id``.
 
     Each store is handled on its own: one failing (a locked file) doesn't stop the others,
     and the report and message say what could not be done. A store passed as None is skipped.
+    ``tracker`` is Rasa's tracker store (``Settings.tracker_store_url``, or a SQLite file).
     """
     if not valid_id(sender_id):
         logger.warning("forget: bad sender id %s", short(sender_id))
@@ -84,8 +84,8 @@ def forget_shopper(
         "tickets": tickets.delete_for if tickets else None,
         "events": events.forget if events else None,
         "links": links.forget if links else None,
-        "conversation": ((lambda s: forget_conversation(tracker_db, uploads, s)[0])
-                         if tracker_db is not None else None),
+        "conversation": ((lambda s: forget_conversation(tracker, uploads, s)[0])
+                         if tracker is not None else None),
     }
     deleted: dict[str, int] = {}
     failed: dict[str, str] = {}
@@ -94,14 +94,14 @@ def forget_shopper(
             continue
         try:
             deleted[name] = step(sender_id)
-        except (SQLAlchemyError, sqlite3.Error, OSError) as error:
+        except (SQLAlchemyError, OSError) as error:
             logger.error("forget %s for %s failed: %s", name, short(sender_id), error)
             failed[name] = str(error)
     anonymised = kept = 0
     if orders is not None:
         try:
             anonymised, kept = orders.anonymise(sender_id)
-        except (SQLAlchemyError, sqlite3.Error, OSError) as error:
+        except (SQLAlchemyError, OSError) as error:
             logger.error("forget orders for %s failed: %s", short(sender_id), error)
             failed["orders"] = str(error)
     logger.info("forgot %s: deleted %s, %d orders anonymised", short(sender_id), deleted,

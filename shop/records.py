@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from shop.cart import CartStore
 from shop.events import EventLog
@@ -35,7 +34,7 @@ class ShopRecords:
     tickets: TicketStore
     events: EventLog
     links: LinkStore
-    tracker_db: Path | None = None
+    tracker: str | None = None  # Rasa's tracker store, an SQLAlchemy URL
     uploads: UploadStore | None = None
 
     @classmethod
@@ -48,7 +47,7 @@ class ShopRecords:
                    cart=CartStore(database), profiles=ProfileStore(database),
                    tickets=TicketStore(database, contact_hours=contact_hours),
                    events=EventLog(database), links=LinkStore(database),
-                   tracker_db=settings.tracker_db, uploads=UploadStore.from_settings(settings))
+                   tracker=settings.tracker_store_url, uploads=UploadStore.from_settings(settings))
 
     def forget(self, sender_id: str) -> ForgetReport:
         """'Forget me': everything held about the shopper and every chat linked to them (see
@@ -58,7 +57,7 @@ class ShopRecords:
         reports = [forget_shopper(chat, orders=self.orders, cart=self.cart,
                                   profile=self.profiles, tickets=self.tickets,
                                   events=self.events, links=self.links,
-                                  tracker_db=self.tracker_db, uploads=self.uploads)
+                                  tracker=self.tracker, uploads=self.uploads)
                    for chat in chats]
         if valid_id(sender_id):
             request_purge(self.db, chats)

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from contextlib import closing
+import threading
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    insert,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-from shopcore.db import BUSY_TIMEOUT_S, Database, pending_purges
+from shopcore.db import BUSY_TIMEOUT_S, Database, as_url, driver_url, pending_purges
 from shopcore.ids import short, valid_id
 from shopcore.settings import Settings
 from shopcore.uploads import REF_PATTERN, UploadStore
@@ -28,36 +41,65 @@ from shopcore.uploads import REF_PATTERN, UploadStore
 logger = logging.getLogger(__name__)
 
 TRACKER_TABLE = "events"  # Rasa 3.6 SQLTrackerStore
+# The columns of Rasa's tracker table used here; Rasa makes and owns the table.
+_events = Table(
+    TRACKER_TABLE, MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255), nullable=False),
+    Column("type_name", String(255), nullable=False),
+    Column("data", Text),
+)
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
 
 
-def _tracker(tracker_db: Path | str) -> sqlite3.Connection | None:
-    path = Path(tracker_db)
-    if not path.is_file():  # Rasa hasn't saved anything yet; never create the file here
+def _engine(url: str) -> Engine | None:
+    """An engine on the tracker store at ``url``; None for a SQLite file Rasa hasn't made
+    yet (never create it here: opened read-write only, ``mode=rw``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if not path.is_file():
+            return None
+        url = f"sqlite:///file:{path.resolve()}?mode=rw&uri=true"
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):  # a file beside Rasa's: no connections kept open
+                engine = create_engine(url, future=True, poolclass=NullPool,
+                                       connect_args={"timeout": BUSY_TIMEOUT_S})
+            else:
+                engine = create_engine(driver_url(url), future=True, pool_pre_ping=True)
+            _engines[url] = engine
+        return engine
+
+
+def _tracker(tracker: str | Path) -> Engine | None:
+    """Rasa's tracker store (an SQLAlchemy URL, or a SQLite file's path) when it holds the
+    events table; Rasa makes it on the first save, so until someone talked there is none."""
+    engine = _engine(as_url(tracker))
+    if engine is None:
         return None
-    db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S)
-    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (TRACKER_TABLE,)).fetchone()
-    if not exists:
-        db.close()
-        return None
-    return db
+    with engine.connect() as conn:
+        return engine if inspect(conn).has_table(TRACKER_TABLE) else None
 
 
-def uploads_in_conversation(tracker_db: Path | str, sender_id: str) -> set[str]:
+def uploads_in_conversation(tracker: str | Path, sender_id: str) -> set[str]:
     """The upload refs of the photos ``sender_id`` sent (from the stored user messages)."""
     if not valid_id(sender_id):
         return set()
-    db = _tracker(tracker_db)
-    if db is None:
+    engine = _tracker(tracker)
+    if engine is None:
         return set()
     refs: set[str] = set()
-    with closing(db):
-        rows = db.execute(f"SELECT data FROM {TRACKER_TABLE} WHERE sender_id = ? AND "
-                          "type_name = 'user'", (sender_id,))
+    with engine.connect() as conn:
+        rows = conn.execute(select(_events.c.data).where(_events.c.sender_id == sender_id,
+                                                         _events.c.type_name == "user"))
         for (data,) in rows:
             try:
                 upload = (json.loads(data).get("metadata") or {}).get("upload") or {}
-            except (ValueError, AttributeError):
+            except (ValueError, TypeError, AttributeError):
                 continue
             ref = upload.get("ref") if isinstance(upload, dict) else None
             if isinstance(ref, str) and REF_PATTERN.match(ref):
@@ -65,26 +107,25 @@ def uploads_in_conversation(tracker_db: Path | str, sender_id: str) -> set[str]:
     return refs
 
 
-def delete_conversation(tracker_db: Path | str, sender_id: str) -> int:
-    """Delete the sender's events from Rasa's SQLite tracker store; rows removed."""
+def delete_conversation(tracker: str | Path, sender_id: str) -> int:
+    """Delete the sender's events from Rasa's tracker store; rows removed."""
     if not valid_id(sender_id):
         return 0
-    db = _tracker(tracker_db)
-    if db is None:
+    engine = _tracker(tracker)
+    if engine is None:
         return 0
-    with closing(db), db:
-        return db.execute(f"DELETE FROM {TRACKER_TABLE} WHERE sender_id = ?",
-                          (sender_id,)).rowcount
+    with engine.begin() as conn:
+        return conn.execute(delete(_events).where(_events.c.sender_id == sender_id)).rowcount
 
 
-def forget_conversation(tracker_db: Path | str, uploads: UploadStore | None,
+def forget_conversation(tracker: str | Path, uploads: UploadStore | None,
                         sender_id: str) -> tuple[int, int]:
-    """The sender's photos, then their conversation; (events, photos) removed."""
+    """The sender's photos, then their conversation; (events, photos) removed. ``tracker``
+    is Rasa's tracker store: ``Settings.tracker_store_url``, or a SQLite file's path."""
     photos = 0
     if uploads is not None:
-        photos = sum(uploads.delete(ref) for ref in uploads_in_conversation(tracker_db,
-                                                                             sender_id))
-    return delete_conversation(tracker_db, sender_id), photos
+        photos = sum(uploads.delete(ref) for ref in uploads_in_conversation(tracker, sender_id))
+    return delete_conversation(tracker, sender_id), photos
 
 
 def request_purge(database: Database, sender_ids: list[str]) -> None:
@@ -95,7 +136,7 @@ def request_purge(database: Database, sender_ids: list[str]) -> None:
             conn.execute(insert(pending_purges).values(sender_id=sender))
 
 
-def purge_requested(database: Database, tracker_db: Path | str,
+def purge_requested(database: Database, tracker: str | Path,
                     uploads: UploadStore | None) -> list[str]:
     """Carry out every requested purge (called by the channels after each handled message,
     when Rasa has saved it); the senders purged. A failed purge stays requested."""
@@ -104,8 +145,8 @@ def purge_requested(database: Database, tracker_db: Path | str,
     done = []
     for sender in senders:
         try:
-            events, photos = forget_conversation(tracker_db, uploads, sender)
-        except (sqlite3.Error, OSError) as error:
+            events, photos = forget_conversation(tracker, uploads, sender)
+        except (SQLAlchemyError, OSError) as error:
             logger.error("conversation purge for %s failed (kept for the next message): %s",
                          short(sender), error)
             continue
@@ -120,21 +161,21 @@ def purge_requested(database: Database, tracker_db: Path | str,
 class Purges:
     """What an input channel needs to carry out requested purges after each message."""
 
-    def __init__(self, database: Database, tracker_db: Path | str,
+    def __init__(self, database: Database, tracker: str | Path,
                  uploads: UploadStore | None) -> None:
-        self.database, self.tracker_db, self.uploads = database, tracker_db, uploads
+        self.database, self.tracker, self.uploads = database, tracker, uploads
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Purges:
         from shopcore.db import open_database
 
         return cls(open_database(settings.shop_database_url),
-                   settings.tracker_db,  # type: ignore[arg-type]
+                   settings.tracker_store_url,
                    UploadStore.from_settings(settings))
 
     def run(self) -> list[str]:
         try:
-            return purge_requested(self.database, self.tracker_db, self.uploads)
+            return purge_requested(self.database, self.tracker, self.uploads)
         except SQLAlchemyError as error:  # the shop database is down: next message retries
             logger.error("could not read the requested purges: %s", error)
             return []

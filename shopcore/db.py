@@ -3,7 +3,9 @@
 Orders, carts, profiles, tickets, channel links and the interaction log live in one
 database (``Settings.database_url``): a SQLite file by default, PostgreSQL when a shop
 outgrows one machine. Everything goes through SQLAlchemy Core, so the same statements run on
-both, in both virtualenvs (SQLAlchemy 1.4 beside Rasa, 2.x beside the actions).
+both, in both virtualenvs (SQLAlchemy 1.4 beside Rasa, 2.x beside the actions). The tables
+below are the one description of the schema that queries use; the DDL that makes a database
+match them is the versioned migrations in :mod:`shopcore.migrations`.
 
 Writes take :meth:`Database.write`: one transaction in which a check still holds when it
 commits. On SQLite that is ``BEGIN IMMEDIATE`` (one writer at a time, across processes; WAL
@@ -13,8 +15,10 @@ shopper it changes, so two replicas can't interleave a check with the other's wr
 
 from __future__ import annotations
 
-import logging
+import importlib.util
+import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,13 +40,10 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    inspect,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import DateTime, TypeDecorator
-
-logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 10.0
 UTC = timezone.utc  # datetime.UTC is 3.11+; Rasa runs 3.10
@@ -223,11 +224,14 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = _engine(url)
-        metadata.create_all(self.engine)  # idempotent: creates only what is missing
-        _add_new_columns(self.engine)
+        self.engine: Engine = make_engine(url)
+        # The schema is the migrations' business (shopcore.migrations); a process that finds
+        # it behind brings it up to date where alembic is installed (the app's virtualenv).
+        # Beside Rasa there is no alembic: that process works with the schema it finds.
+        from shopcore import migrations
+
+        if migrations.AVAILABLE and migrations.is_behind(self.engine):
+            migrations.upgrade(url)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -253,38 +257,32 @@ class Database:
         self.engine.dispose()
 
 
-# Columns added after their table first shipped: create_all adds missing tables, never
-# columns, so a shop's existing database gains these when it is opened. (table, column,
-# SQL type, unique index or None); each must be nullable.
-_NEW_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("orders", "checkout_key", "VARCHAR(64)", "orders_checkout_key"),
-)
+def driver_url(url: str) -> str:
+    """``url`` with the PostgreSQL driver this virtualenv has: shops write plain
+    ``postgresql://``, which SQLAlchemy reads as psycopg2, but the app's virtualenv has only
+    psycopg 3 (with SQLAlchemy 2); Rasa's has psycopg2 (with SQLAlchemy 1.4, no psycopg 3
+    dialect), so there the URL stays as written."""
+    plain = "postgresql://"
+    if (url.startswith(plain) and importlib.util.find_spec("psycopg") is not None
+            and importlib.util.find_spec("sqlalchemy.dialects.postgresql.psycopg") is not None):
+        return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
 
 
-def _add_new_columns(engine: Engine) -> None:
-    """Give a database made before a column existed that column (and its unique index)."""
-
-    def missing(conn: Connection) -> list[tuple[str, str, str, str | None]]:
-        inspector = inspect(conn)
-        return [new for new in _NEW_COLUMNS
-                if new[1] not in {c["name"] for c in inspector.get_columns(new[0])}]
-
-    with engine.connect() as conn:
-        if not missing(conn):
-            return  # the usual case: no write lock taken
-    with engine.connect() as conn:
-        conn = conn.execution_options(shop_write=True)  # one process at a time (SQLite)
-        with conn.begin():
-            for table, column, sql_type, index in missing(conn):
-                logger.warning("adding column %s.%s to the shop database", table, column)
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
-                if index:
-                    conn.execute(text(f"CREATE UNIQUE INDEX {index} ON {table} ({column})"))
+def as_url(location: str | Path) -> str:
+    """An SQLAlchemy URL for ``location``: a URL as it is, a file path as a SQLite URL (what
+    settings and callers passed before databases were URLs)."""
+    text = str(location)
+    return text if "://" in text else f"sqlite:///{Path(text)}"
 
 
-def _engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """An engine for the shop's statements: on SQLite, WAL and ``BEGIN IMMEDIATE`` for
+    writes (see :meth:`Database.write`); elsewhere the driver :func:`driver_url` picks."""
     if not url.startswith("sqlite"):
-        return create_engine(url, future=True, pool_pre_ping=True)
+        return create_engine(driver_url(url), future=True, pool_pre_ping=True)
+    if url.startswith("sqlite:///"):  # a new shop's var/ may not exist yet
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True,
                            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
 
@@ -292,7 +290,7 @@ def _engine(url: str) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we say BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -302,6 +300,21 @@ def _engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (kept in the file: a no-op after the first time). Switching
+    needs the file to itself, and SQLite answers "locked" at once, without the busy timeout,
+    when waiting could deadlock (processes opening a new file together): ask again."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 _databases: dict[str, Database] = {}

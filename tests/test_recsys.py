@@ -28,7 +28,7 @@ from recsys.data import (
     leave_one_out,
     load_amazon,
     pad_sequences,
-    read_events_sqlite,
+    read_events_db,
     remap_dataset,
     sequences_from_events,
 )
@@ -152,10 +152,10 @@ def test_events_become_time_ordered_sequences(tmp_path: Path, caplog) -> None:
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE events (user_id, item_id, event_type, timestamp)")
         connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows[:4])
-    from_db = sequences_from_events(read_events_sqlite(db))
+    from_db = sequences_from_events(read_events_db(db))
     assert [from_db.vocab.to_id(i) for i in from_db.sequences[0]] == ["A", "B", "C"]
     with pytest.raises(ValueError):
-        list(read_events_sqlite(db, table="events; DROP TABLE events"))
+        list(read_events_db(db, table="events; DROP TABLE events"))
 
 
 def test_remap_to_a_model_vocabulary_marks_unknown_items() -> None:

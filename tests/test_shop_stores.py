@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from recsys.events import EventType
 from retrieval.catalog import SAMPLE_CATALOG, Product, load_catalog
@@ -36,7 +37,8 @@ from shop.sizes import normalise_size
 from shop.tickets import MAX_TURN_CHARS, MAX_TURNS, TicketStore
 from shopcore import faults
 from shopcore.conversations import delete_conversation, purge_requested, request_purge
-from shopcore.db import Database
+from shopcore.db import Database, as_url, cart_lines, make_engine
+from shopcore.db import orders as orders_table
 from shopcore.ids import parse_order_id
 from shopcore.links import LINKED, LinkStore
 from shopcore.settings import PROJECT_ROOT
@@ -456,9 +458,11 @@ def test_checkout_refuses_bad_input_clearly(
 
 
 def test_concurrent_checkouts_get_distinct_ids(
-    orders: OrderStore, shop_db: Path, by_id: dict[str, Product]
+    any_database_url: str, by_id: dict[str, Product]
 ) -> None:
-    lines = _cart_summary(shop_db, by_id, ("900001", "M", 1)).lines
+    orders = OrderStore(Database(any_database_url))
+    cart = _checkout_cart(orders, by_id, ("900001", "M", 1))
+    lines = CartSummary.build(cart.lines("buyer"), by_id.get).lines
     ids: list[str] = []
 
     def checkout() -> None:
@@ -806,7 +810,7 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
                     events.recent_items(OTHER), orders.orders_of(OTHER))
 
     report = forget_shopper(ME, orders=orders, cart=cart, profile=profiles, tickets=tickets,
-                            events=events, links=links, tracker_db=tracker)
+                            events=events, links=links, tracker=tracker)
     assert report.ok
     assert report.deleted == {"profile": 1, "cart": 1, "tickets": 1, "events": 2, "links": 1,
                               "conversation": 3}
@@ -832,7 +836,7 @@ def test_forget_removes_everything_for_one_sender_and_nothing_for_another(
     assert _tracker_rows(tracker, OTHER) == 3
 
     again = forget_shopper(ME, orders=orders, cart=cart, profile=profiles, tickets=tickets,
-                           events=events, links=links, tracker_db=tracker)
+                           events=events, links=links, tracker=tracker)
     assert again.orders_anonymised == 0 and sum(again.deleted.values()) == 0
 
 
@@ -842,7 +846,7 @@ def test_forget_handles_a_missing_tracker_file_or_table(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
     assert delete_conversation(empty, ME) == 0
-    report = forget_shopper(ME, tracker_db=missing)
+    report = forget_shopper(ME, tracker=missing)
     assert report.ok and report.deleted == {"conversation": 0}
     assert "conversation history" in report.message
 
@@ -854,7 +858,7 @@ def test_forget_reports_a_store_that_fails_and_still_does_the_rest(
     cart.add(ME, by_id["900001"], "M")
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"this is not a database" * 100)
-    report = forget_shopper(ME, cart=cart, tracker_db=broken)
+    report = forget_shopper(ME, cart=cart, tracker=broken)
     assert not report.ok and "conversation" in report.failed
     assert report.deleted == {"cart": 1} and cart.lines(ME) == []
     assert "couldn't be deleted" in report.message
@@ -863,7 +867,7 @@ def test_forget_reports_a_store_that_fails_and_still_does_the_rest(
 def test_forget_with_a_bad_sender_deletes_nothing(tmp_path: Path) -> None:
     tracker = _tracker(tmp_path / "tracker.db", ME)
     for sender in ("", HUGE, None, "a\x00b"):
-        report = forget_shopper(sender, tracker_db=tracker)
+        report = forget_shopper(sender, tracker=tracker)
         assert not report.ok and "nothing was deleted" in report.message
     assert _tracker_rows(tracker, ME) == 3
 
@@ -875,7 +879,7 @@ def test_tracker_rows_saved_again_after_forget_are_purged_on_request(
     from shopcore.uploads import UploadStore
 
     tracker = _tracker(tmp_path / "tracker.db", ME, OTHER)
-    forget_shopper(ME, tracker_db=tracker)
+    forget_shopper(ME, tracker=tracker)
     db = database(shop_db)
     request_purge(db, [ME, "", "x" * 500])
     _save_turns(tracker, ME, 5)  # what Rasa's SQLTrackerStore.save does after the action
@@ -923,14 +927,20 @@ def _checkout_cart(orders: OrderStore, by_id: dict[str, Product],
     return cart
 
 
-def _in_file(shop_db: Path, sender: str = "buyer") -> tuple[list[tuple[str, str | None]], int]:
-    """(orders as (id, checkout key), cart rows) for ``sender``, read straight from the file."""
-    with closing(sqlite3.connect(shop_db)) as conn:
-        placed = conn.execute("SELECT order_id, checkout_key FROM orders WHERE sender_id = ?",
-                              (sender,)).fetchall()
-        carted = conn.execute("SELECT COUNT(*) FROM cart_lines WHERE sender_id = ?",
-                              (sender,)).fetchone()[0]
-    return placed, carted
+def _stored(where: Path | str, sender: str = "buyer") -> tuple[list[tuple[str, str | None]], int]:
+    """(orders as (id, checkout key), cart rows) for ``sender``, read on a connection of its
+    own: from a SQLite file (its path) or any database (its URL)."""
+    engine = make_engine(as_url(where))
+    try:
+        with engine.connect() as conn:
+            placed = [tuple(row) for row in conn.execute(
+                select(orders_table.c.order_id, orders_table.c.checkout_key)
+                .where(orders_table.c.sender_id == sender))]
+            carted = conn.execute(select(func.count()).select_from(cart_lines)
+                                  .where(cart_lines.c.sender_id == sender)).scalar()
+    finally:
+        engine.dispose()
+    return placed, carted  # type: ignore[return-value]
 
 
 def test_checkout_orders_and_empties_the_cart_in_one_transaction(
@@ -951,13 +961,13 @@ def test_checkout_orders_and_empties_the_cart_in_one_transaction(
     while "fault pause checkout.after_order" not in caplog.text:
         assert time.monotonic() < deadline, "checkout never reached its pause point"
         time.sleep(0.02)
-    assert _in_file(shop_db) == ([], 2)
+    assert _stored(shop_db) == ([], 2)
     worker.join(timeout=30)
     (outcome,) = done
     assert outcome.code is CheckoutCode.PLACED and "is placed" in outcome.message
     order = outcome.order
     assert order.subtotal == 2 * 714 + 950 and order.item_count == 3
-    assert _in_file(shop_db) == ([(order.order_id, seen.key)], 0)
+    assert _stored(shop_db) == ([(order.order_id, seen.key)], 0)
     assert orders.get_for("buyer", order.order_id) == order and cart.lines("buyer") == []
 
 
@@ -971,7 +981,7 @@ def test_checkout_retried_with_the_same_cart_gives_the_same_order(
     assert first.code is CheckoutCode.PLACED
     assert again.code is CheckoutCode.ALREADY_PLACED and again.order == first.order
     assert f"Your order {first.order.order_id} is already placed" in again.message
-    assert _in_file(shop_db) == ([(first.order.order_id, seen.key)], 0)
+    assert _stored(shop_db) == ([(first.order.order_id, seen.key)], 0)
 
 
 @pytest.mark.parametrize("change", ["another item", "more of it", "removed", "emptied"])
@@ -994,22 +1004,22 @@ def test_checkout_refuses_a_cart_changed_since_the_shopper_saw_it(
     assert outcome.code is CheckoutCode.CART_CHANGED and outcome.order is None
     assert outcome.cart == now
     assert ("changed" if now else "emptied") in outcome.message
-    assert _in_file(shop_db) == ([], len(now)), "nothing written: no order, the cart kept"
+    assert _stored(shop_db) == ([], len(now)), "nothing written: no order, the cart kept"
     fresh = read_cart(cart, "buyer", by_id.get)
     if now:  # checking out what is there now works
         assert checkout(orders, cart, fresh, ADDRESS, "upi").code is CheckoutCode.PLACED
 
 
 def test_two_checkouts_of_the_same_cart_at_once_make_one_order(
-    orders: OrderStore, shop_db: Path, by_id: dict[str, Product]
+    any_database_url: str, by_id: dict[str, Product]
 ) -> None:
     """A double tap, or two replicas: each with its own engine, as separate processes."""
-    _checkout_cart(orders, by_id, ("900001", "M", 1))
+    _checkout_cart(OrderStore(Database(any_database_url)), by_id, ("900001", "M", 1))
     both_read = threading.Barrier(4)
     outcomes: list[CheckoutOutcome] = []
 
     def tap() -> None:
-        db = database(shop_db)
+        db = Database(any_database_url)
         cart = CartStore(db)
         seen = read_cart(cart, "buyer", by_id.get)
         both_read.wait(timeout=10)  # every one saw the full cart before any writes
@@ -1023,7 +1033,7 @@ def test_two_checkouts_of_the_same_cart_at_once_make_one_order(
     codes = sorted(o.code for o in outcomes)
     assert codes == [CheckoutCode.ALREADY_PLACED] * 3 + [CheckoutCode.PLACED]
     assert len({o.order.order_id for o in outcomes}) == 1
-    placed, carted = _in_file(shop_db)
+    placed, carted = _stored(any_database_url)
     assert len(placed) == 1 and carted == 0
 
 
@@ -1036,7 +1046,7 @@ def test_a_cart_filled_again_alike_is_a_new_checkout(
     _checkout_cart(orders, by_id, ("900001", "M", 1), now=NOW)
     second = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi")
     assert first.code is second.code is CheckoutCode.PLACED
-    placed, carted = _in_file(shop_db)
+    placed, carted = _stored(shop_db)
     assert len(placed) == len({key for _, key in placed}) == 2 and carted == 0
 
 
@@ -1049,7 +1059,7 @@ def test_checkout_with_bad_input_writes_nothing(
     cart = _checkout_cart(orders, by_id, ("900001", "M", 1))
     outcome = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), address, payment)
     assert outcome.code is CheckoutCode.INVALID_INPUT and says in outcome.message
-    assert _in_file(shop_db) == ([], 1)
+    assert _stored(shop_db) == ([], 1)
     empty = checkout(orders, cart, read_cart(CartStore(orders.db), "nobody", by_id.get),
                      ADDRESS, "upi")
     assert empty.code is CheckoutCode.INVALID_INPUT and "cart is empty" in empty.message
@@ -1074,7 +1084,8 @@ from retrieval.catalog import load_catalog
 from shop.cart import CartStore
 from shop.checkout import checkout, read_cart
 from shop.orders import OrderStore
-from shopcore.db import Database
+from shopcore.db import Database, as_url, cart_lines, make_engine
+from shopcore.db import orders as orders_table
 from shopcore.logs import setup_logging
 
 setup_logging(True)
@@ -1109,12 +1120,12 @@ def test_a_checkout_killed_midway_leaves_one_whole_outcome(
     finally:
         process.kill()
         process.wait(timeout=10)
-    placed, carted = _in_file(shop_db)
+    placed, carted = _stored(shop_db)
     if point == "checkout.after_order":
         assert (placed, carted) == ([], 2), "killed before the commit: nothing happened"
         outcome = checkout(orders, cart, read_cart(cart, "buyer", by_id.get), ADDRESS, "upi")
         assert outcome.code is CheckoutCode.PLACED
-        placed, carted = _in_file(shop_db)
+        placed, carted = _stored(shop_db)
     else:
         seen = read_cart(cart, "buyer", by_id.get)
         assert not seen.rows and recent_order(orders, "buyer").order_id == placed[0][0]
