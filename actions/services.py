@@ -19,7 +19,7 @@ from recsys.events import EventType
 from recsys.serving import Recommender
 from retrieval.catalog import Product
 from retrieval.search import ProductSearch
-from retrieval.store import ProductStore
+from retrieval.store import CatalogVersion, ProductStore
 from shop.records import ShopRecords, policy_terms
 from shopcore.settings import Settings, get_settings
 from shopcore.uploads import UploadStore
@@ -39,7 +39,7 @@ class Services:
         self.settings = settings
         self._lock = threading.RLock()
         self._recommender: Recommender | None = None
-        self._recommender_stamp: float | None = None
+        self._recommender_stamp: tuple[float | None, int] | None = None
 
     def _once(self, build: Callable[[], T]) -> T:
         with self._lock:  # cached_property alone would build twice under two threads
@@ -47,7 +47,8 @@ class Services:
 
     @cached_property
     def search(self) -> ProductSearch:
-        """The product search over the configured store (Chroma embedded or server)."""
+        """The product search over the configured store (Chroma embedded or server); it
+        follows the catalog version an ingest on any machine publishes."""
         def build() -> ProductSearch:
             store = ProductStore.from_settings(self.settings)
             if store.count() == 0:
@@ -72,20 +73,24 @@ class Services:
     def recommender(self) -> Recommender:
         """The trained model (if any) over the current catalog, with content vectors and the
         log's popularity as fallbacks. A new model file (retrained, or the demo model
-        finishing in the background after ``shopbot run``) is picked up on the next call."""
+        finishing in the background after ``shopbot run``) or a new catalog version is
+        picked up on the next call."""
         path = self.settings.recommender_path
         try:
-            stamp: float | None = path.stat().st_mtime
+            mtime: float | None = path.stat().st_mtime
         except OSError:
-            stamp = None
+            mtime = None
+        catalog = self.store.current()
+        stamp = (mtime, catalog.number)
         with self._lock:
             if self._recommender is None or stamp != self._recommender_stamp:
-                self._recommender = self._load_recommender(path if stamp is not None else None)
+                self._recommender = self._load_recommender(
+                    catalog, path if mtime is not None else None)
                 self._recommender_stamp = stamp
             return self._recommender
 
-    def _load_recommender(self, path: Path | None) -> Recommender:
-        lexical = self.store.lexical
+    def _load_recommender(self, catalog: CatalogVersion, path: Path | None) -> Recommender:
+        lexical = catalog.lexical
         if lexical is None:
             raise RuntimeError(f"product store {self.store.store_dir} has no index: "
                                "run `shopbot ingest`")

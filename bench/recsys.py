@@ -196,7 +196,10 @@ def blend_of_trained(trained: dict[str, tuple[Any, Any]], split: Any) -> tuple[A
 
 
 def catalog_for_latency(store: Path) -> tuple[list[str], np.ndarray, str]:
-    facets, vectors = store / "facets.npz", store / "vectors.npy"
+    from retrieval.versions import newest_index_dir
+
+    index = newest_index_dir(store)
+    facets, vectors = index / "facets.npz", index / "vectors.npy"
     if facets.is_file() and vectors.is_file():
         ids = [str(i) for i in np.load(facets, allow_pickle=False)["ids"]]
         matrix = np.load(vectors)

@@ -8,7 +8,8 @@ Usage:
 Prints ONE JSON line on stdout; progress goes to stderr. Sections:
 
 * ``ingest``: ``ingest_products`` into a fresh temporary store on the first N catalog
-  products, with the time split into encode / Chroma upsert / index rebuild (measured by
+  products, with the time split into encode / Chroma upsert / publishing the version
+  (its indexes built and saved, the pointer moved; measured by
   wrapping those calls here, the library is untouched) and the re-ingest of the same products.
 * ``search_44k``: latency of ``ProductSearch.search(q, k=10)`` (hybrid, and ``mode="dense"``)
   over a fixed list of shopper queries on the existing store (opened read-only in spirit:
@@ -231,9 +232,10 @@ def first_products(catalog: Path, n: int) -> list[Any]:
 
 def bench_ingest(catalog: Path, sample: int, tmp_root: Path) -> dict[str, Any]:
     import retrieval.ingest as ingest_module
+    import retrieval.store as store_module
     from retrieval.embeddings import encode
     from retrieval.lexical import LexicalIndex
-    from retrieval.store import ProductStore
+    from retrieval.store import ProductCollection, ProductStore
     from retrieval.vocab import CatalogVocabulary
 
     t0 = time.perf_counter()
@@ -249,16 +251,15 @@ def bench_ingest(catalog: Path, sample: int, tmp_root: Path) -> dict[str, Any]:
     timers = Timers()
     patches = [
         (ingest_module, "encode", "encode"),
-        (store, "existing_hashes", "existing_hashes"),
-        (store, "upsert", "chroma_upsert"),
-        (store, "all_ids", "prune_all_ids"),
-        (store, "delete", "prune_delete"),
-        (store, "rebuild_indexes", "rebuild_indexes"),
-        (store, "all_products", "rebuild.read_back_all_products"),
-        (CatalogVocabulary, "from_products", "rebuild.vocab_build"),
-        (store, "save_vocab", "rebuild.vocab_save"),
-        (LexicalIndex, "build", "rebuild.bm25_facets_build"),
-        (LexicalIndex, "save", "rebuild.lexical_save"),
+        (ProductCollection, "existing_hashes", "existing_hashes"),
+        (ProductCollection, "upsert", "chroma_upsert"),
+        (ProductCollection, "all_ids", "all_ids"),
+        (ProductCollection, "copy_to", "copy_unchanged"),
+        (store, "publish", "publish"),
+        (store_module, "build_indexes", "publish.build_indexes"),
+        (CatalogVocabulary, "from_products", "publish.vocab_build"),
+        (LexicalIndex, "build", "publish.bm25_facets_build"),
+        (store_module, "save_indexes", "publish.save_indexes"),
     ]
 
     def run_once(label: str) -> dict[str, Any]:
@@ -267,18 +268,18 @@ def bench_ingest(catalog: Path, sample: int, tmp_root: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             report = ingest_module.ingest_products(store, products)
             total = time.perf_counter() - t0
-        top = ("existing_hashes", "encode", "chroma_upsert", "prune_all_ids", "prune_delete",
-               "rebuild_indexes")
+        top = ("existing_hashes", "encode", "chroma_upsert", "all_ids", "copy_unchanged",
+               "publish")
         breakdown = {f"{key}_s": round(timers.seconds.get(key, 0.0), 3) for key in top}
         breakdown["other_s"] = round(total - sum(timers.seconds.get(k, 0.0) for k in top), 3)
-        rebuild = {f"{key.split('.', 1)[1]}_s": round(value, 3)
-                   for key, value in timers.seconds.items() if key.startswith("rebuild.")}
+        publish = {f"{key.split('.', 1)[1]}_s": round(value, 3)
+                   for key, value in timers.seconds.items() if key.startswith("publish.")}
         share = {key: round(timers.seconds.get(key, 0.0) / total, 3) for key in top}
         log(f"ingest {label}: {total:.1f}s {breakdown}")
         return {
             "seconds": round(total, 3),
             "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
-            "breakdown": breakdown, "rebuild_breakdown": rebuild, "share": share,
+            "breakdown": breakdown, "publish_breakdown": publish, "share": share,
             "encode_calls": timers.calls.get("encode", 0),
         }
 
@@ -292,8 +293,8 @@ def bench_ingest(catalog: Path, sample: int, tmp_root: Path) -> dict[str, Any]:
             "catalog_load_s": round(load_s, 2),
             "model_load_s_excluded": round(model_load_s, 2),
             "products_per_s": round(n / first["seconds"], 1),
-            "products_per_s_excluding_rebuild": round(
-                n / max(1e-9, first["seconds"] - first["breakdown"]["rebuild_indexes_s"]), 1),
+            "products_per_s_excluding_publish": round(
+                n / max(1e-9, first["seconds"] - first["breakdown"]["publish_s"]), 1),
             "fresh": first,
             "reingest": again,
             "reingest_products_per_s": round(n / again["seconds"], 1),

@@ -24,7 +24,7 @@ from retrieval.catalog import Product
 from retrieval.embeddings import encode
 from retrieval.lexical import is_excluded
 from retrieval.query import MAX_QUERY_CHARS, SearchConstraints, parse_query, ranking_text
-from retrieval.store import ProductStore
+from retrieval.store import CatalogVersion, ProductStore
 
 if TYPE_CHECKING:  # the photo side loads on the first photo search, not with the text search
     from PIL import Image
@@ -59,6 +59,7 @@ class SearchResult:
     scores: list[float] = field(default_factory=list)
     exact_matches: int | None = None
     classification: Classification | None = None  # what the photo shows (photo searches)
+    version: int | None = None  # the catalog version every product here came from
 
     @property
     def ids(self) -> list[str]:
@@ -179,9 +180,10 @@ class ProductSearch:
         self.store = store
 
     def understand(
-        self, text: str, entities: Iterable[dict[str, Any]] | None = None
+        self, text: str, entities: Iterable[dict[str, Any]] | None = None,
+        catalog: CatalogVersion | None = None,
     ) -> SearchConstraints:
-        return parse_query(text, self.store.vocab, entities)
+        return parse_query(text, (catalog or self.store.current()).vocab, entities)
 
     def search(
         self,
@@ -204,74 +206,83 @@ class ProductSearch:
         k = max(1, min(int(k), 100))
         offset = max(0, int(offset))
         text = (text or "")[:MAX_QUERY_CHARS]
+        cat = self.store.current()  # the one version this whole search reads
         if photo is not None:
-            constraints = constraints or self.understand(text, entities)
-            return self._photo(photo, constraints, k, offset)
-        if mode == "dense":
-            hits = self.store.query(encode([text])[0], offset + k)
-            return self._result([p for p, _ in hits], SearchConstraints(text=text), [], offset, k)
-        if mode == "lexical":
-            ranked = [pid for pid, _ in self._lexical_top(text, offset + k, None)]
-            return self._result(self.store.get(ranked), SearchConstraints(text=text), [],
-                                offset, k)
-        constraints = constraints or self.understand(text, entities)
-        return self._hybrid(text, constraints, k, offset)
+            constraints = constraints or self.understand(text, entities, cat)
+            result = self._photo(cat, photo, constraints, k, offset)
+        elif mode == "dense":
+            hits = cat.query(encode([text])[0], offset + k)
+            result = self._result([p for p, _ in hits], SearchConstraints(text=text), [],
+                                  offset, k)
+        elif mode == "lexical":
+            ranked = [pid for pid, _ in self._lexical_top(cat, text, offset + k, None)]
+            result = self._result(cat.get(ranked), SearchConstraints(text=text), [], offset, k)
+        else:
+            constraints = constraints or self.understand(text, entities, cat)
+            result = self._hybrid(cat, text, constraints, k, offset)
+        result.version = cat.number
+        return result
 
     # -- internals ----------------------------------------------------------------------------
 
+    @staticmethod
     def _lexical_top(
-        self, text: str, n: int, mask: np.ndarray | None
+        cat: CatalogVersion, text: str, n: int, mask: np.ndarray | None
     ) -> list[tuple[str, float]]:
-        lexical = self.store.lexical
+        lexical = cat.lexical
         return lexical.top(text, n, mask) if lexical is not None else []
 
+    @staticmethod
     def _dense_top(
-        self, query_vector: np.ndarray, n: int, constraints: SearchConstraints
+        cat: CatalogVersion, query_vector: np.ndarray, n: int, constraints: SearchConstraints
     ) -> list[tuple[str, float]]:
         """Exact masked search in the local index; Chroma's filtered HNSW when it is absent."""
-        lexical = self.store.lexical
+        lexical = cat.lexical
         if lexical is not None and lexical.vectors is not None:
             mask = lexical.facets.mask(constraints) if has_filters(constraints) else None
             return lexical.dense_top(query_vector, n, mask)
         where = build_where(constraints)
-        hits = without_excluded(lambda size: self.store.query(query_vector, size, where), n,
+        hits = without_excluded(lambda size: cat.query(query_vector, size, where), n,
                                 constraints)
         return [(p.id, score) for p, score in hits]
 
-    def _matching(self, constraints: SearchConstraints) -> int | None:
+    @staticmethod
+    def _matching(cat: CatalogVersion, constraints: SearchConstraints) -> int | None:
         """How many products satisfy the constraints (None when the facet table is missing)."""
-        lexical = self.store.lexical
+        lexical = cat.lexical
         return int(lexical.facets.mask(constraints).sum()) if lexical is not None else None
 
     def _rank(
-        self, text: str, active: SearchConstraints, wanted: int, pool_size: int
+        self, cat: CatalogVersion, text: str, active: SearchConstraints, wanted: int,
+        pool_size: int,
     ) -> list[tuple[Product, float]]:
         """Dense and lexical candidates under ``active`` fused by RRF, best first. Nothing
         ruled out comes back, even from an index too old to filter words itself."""
         query_text = ranking_text(text, active)
         filtered = has_filters(active)
         depth = max(CANDIDATES, wanted)
-        dense_ranked = self._dense_top(encode([query_text])[0], depth, active)
+        dense_ranked = self._dense_top(cat, encode([query_text])[0], depth, active)
         if not filtered:
             dense_ranked = [hit for hit in dense_ranked if hit[1] >= MIN_FREE_TEXT_SCORE]
-        lexical = self.store.lexical
+        lexical = cat.lexical
         mask = lexical.facets.mask(active) if lexical is not None and filtered else None
         lexical_ids = [] if not filtered and not dense_ranked else [
-            pid for pid, _ in self._lexical_top(query_text, depth, mask)
+            pid for pid, _ in self._lexical_top(cat, query_text, depth, mask)
         ]
         fused = reciprocal_rank_fusion([pid for pid, _ in dense_ranked], lexical_ids)
         size = max(wanted, pool_size)
         words_unmasked = bool(active.excluded_words) and (
             lexical is None or not lexical.facets.has_words)
         pool = fused if words_unmasked else fused[:size]
-        by_id = {p.id: p for p in self.store.get([pid for pid, _ in pool])}
+        by_id = {p.id: p for p in cat.get([pid for pid, _ in pool])}
         hits = [(by_id[pid], score) for pid, score in pool
                 if pid in by_id and not is_excluded(by_id[pid], active)]
         return hits[:size]
 
-    def _cheap_cap(self, active: SearchConstraints) -> SearchConstraints:
+    @staticmethod
+    def _cheap_cap(cat: CatalogVersion, active: SearchConstraints) -> SearchConstraints:
         """'cheap' means the cheapest quarter of what matches, unless a budget was given."""
-        lexical = self.store.lexical
+        lexical = cat.lexical
         if lexical is None or active.max_price is not None:
             return active
         prices = lexical.facets.price[lexical.facets.mask(active)]
@@ -279,15 +290,13 @@ class ProductSearch:
             return active
         return replace(active, max_price=float(np.percentile(prices, 25)))
 
+    @staticmethod
     def _relax_until_matching(
-        self,
         constraints: SearchConstraints,
-        matching: Callable[[SearchConstraints], int | None] | None = None,
+        matching: Callable[[SearchConstraints], int | None],
     ) -> tuple[list[str], SearchConstraints]:
         """Drop the softest single constraint that makes something match; failing that,
-        drop them cumulatively in RELAX_ORDER. ``matching`` counts the candidates (default:
-        every product)."""
-        matching = matching or self._matching
+        drop them cumulatively in RELAX_ORDER. ``matching`` counts the candidates."""
         if matching(constraints) != 0:
             return [], constraints
         for what in RELAX_ORDER:
@@ -307,14 +316,16 @@ class ProductSearch:
         return relaxed, active
 
     def _hybrid(
-        self, text: str, constraints: SearchConstraints, k: int, offset: int
+        self, cat: CatalogVersion, text: str, constraints: SearchConstraints, k: int,
+        offset: int,
     ) -> SearchResult:
-        relaxed, active = self._relax_until_matching(constraints)
+        relaxed, active = self._relax_until_matching(
+            constraints, lambda c: self._matching(cat, c))
         if constraints.prefer_cheap and not relaxed:
-            active = self._cheap_cap(active)
+            active = self._cheap_cap(cat, active)
         wanted = offset + k
         resort = constraints.prefer_cheap or "price" in relaxed
-        ranked = self._rank(text, active, wanted, 60 if resort else wanted)
+        ranked = self._rank(cat, text, active, wanted, 60 if resort else wanted)
         if "price" in relaxed:
             # "the closest" to the asked price first, then by relevance.
             ranked.sort(key=lambda hit: (_price_distance(hit[0], constraints), -hit[1]))
@@ -329,7 +340,7 @@ class ProductSearch:
                 if looser is None:
                     continue
                 seen = {p.id for p, _ in ranked}
-                extra = [hit for hit in self._rank(text, looser, wanted, wanted)
+                extra = [hit for hit in self._rank(cat, text, looser, wanted, wanted)
                          if hit[0].id not in seen]
                 ranked += extra[:wanted - len(ranked)]
                 relaxed.append(what)
@@ -345,7 +356,8 @@ class ProductSearch:
     # -- photo search -------------------------------------------------------------------------
 
     def _photo(
-        self, photo: PhotoQuery, constraints: SearchConstraints, k: int, offset: int
+        self, cat: CatalogVersion, photo: PhotoQuery, constraints: SearchConstraints, k: int,
+        offset: int,
     ) -> SearchResult:
         """Products whose photos look like ``photo``, relaxed exactly as text is; the photo's
         predicted article type applies when the shopper named none, and goes last."""
@@ -353,13 +365,13 @@ class ProductSearch:
         from retrieval.images.index import catalog_photos
 
         # One snapshot for the whole search, so masks and vectors always line up.
-        photos = catalog_photos(self.store) if self.store.lexical is not None else None
+        photos = catalog_photos(self.store) if cat.lexical is not None else None
         guessed: list[str] = []
         if photo.classification is not None and not constraints.article_types:
             guessed = [t for t in predicted_types(photo.classification) if t]
 
         def matching(types: list[str]) -> Callable[[SearchConstraints], int | None]:
-            return lambda c: self._photo_matching(photos, c, types)
+            return lambda c: self._photo_matching(cat, photos, c, types)
 
         relaxed, active = self._relax_until_matching(constraints, matching(guessed))
         types = guessed
@@ -368,7 +380,7 @@ class ProductSearch:
             relaxed, types = [*relaxed, PREDICTED_TYPE], []
         wanted = offset + k
         pool = max(CHEAP_POOL * k, wanted) if constraints.prefer_cheap else wanted
-        ranked = self._photo_rank(photos, photo, active, types, pool)
+        ranked = self._photo_rank(cat, photos, photo, active, types, pool)
         if constraints.prefer_cheap:
             ranked.sort(key=lambda hit: hit[0].final_price)
 
@@ -383,8 +395,9 @@ class ProductSearch:
                 if looser is None:
                     continue
                 seen = {p.id for p, _ in ranked}
-                extra = [hit for hit in self._photo_rank(photos, photo, looser, looser_types,
-                                                         wanted) if hit[0].id not in seen]
+                extra = [hit for hit in self._photo_rank(cat, photos, photo, looser,
+                                                         looser_types, wanted)
+                         if hit[0].id not in seen]
                 ranked += extra[:wanted - len(ranked)]
                 relaxed.append(what)
                 break
@@ -397,12 +410,14 @@ class ProductSearch:
             classification=photo.classification,
         )
 
+    @staticmethod
     def _photo_mask(
-        self, photos: CatalogPhotos, constraints: SearchConstraints, types: list[str]
+        cat: CatalogVersion, photos: CatalogPhotos, constraints: SearchConstraints,
+        types: list[str],
     ) -> np.ndarray:
         """For each indexed photo: does its product satisfy ``constraints`` and have one of
         ``types``? Photos of products no longer in the store never do."""
-        lexical = self.store.lexical
+        lexical = cat.lexical
         assert lexical is not None  # photos are only loaded for a store with facets
         facets = lexical.facets
         keep = facets.mask(constraints)
@@ -411,14 +426,17 @@ class ProductSearch:
         return np.append(keep, False)[photos.rows_in(facets.ids)]  # row -1 reads the False
 
     def _photo_matching(
-        self, photos: CatalogPhotos | None, constraints: SearchConstraints, types: list[str]
+        self, cat: CatalogVersion, photos: CatalogPhotos | None, constraints: SearchConstraints,
+        types: list[str],
     ) -> int | None:
         """How many photographed products satisfy the constraints (None without facets)."""
-        return None if photos is None else int(self._photo_mask(photos, constraints, types).sum())
+        if photos is None:
+            return None
+        return int(self._photo_mask(cat, photos, constraints, types).sum())
 
     def _photo_rank(
-        self, photos: CatalogPhotos | None, photo: PhotoQuery, active: SearchConstraints,
-        types: list[str], n: int,
+        self, cat: CatalogVersion, photos: CatalogPhotos | None, photo: PhotoQuery,
+        active: SearchConstraints, types: list[str], n: int,
     ) -> list[tuple[Product, float]]:
         """The ``n`` most similar photographed products under ``active`` and ``types``, with
         cosine similarity: exact over the facet mask in memory, else (a store without facets)
@@ -433,10 +451,11 @@ class ProductSearch:
 
         def fetch(size: int) -> list[tuple[Product, float]]:
             if photos is not None:
-                hits = photos.top(photo.vector, size, self._photo_mask(photos, active, types))
+                hits = photos.top(photo.vector, size,
+                                  self._photo_mask(cat, photos, active, types))
             else:
                 hits = nearest_photos(self.store, photo.vector, size, where)
-            by_id = {p.id: p for p in self.store.get([pid for pid, _ in hits])}
+            by_id = {p.id: p for p in cat.get([pid for pid, _ in hits])}
             return [(by_id[pid], score) for pid, score in hits if pid in by_id]
 
         return without_excluded(fetch, n, active)

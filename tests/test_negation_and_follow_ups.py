@@ -14,7 +14,7 @@ from retrieval.lexical import FacetTable, LexicalIndex, is_excluded, product_wor
 from retrieval.query import SearchConstraints, parse_query, ranking_text
 from retrieval.refine import follow_up_kind, new_search_constraints, refine_constraints
 from retrieval.search import ProductSearch, SearchResult, build_where, without_excluded
-from retrieval.store import ProductStore
+from retrieval.store import CatalogVersion, ProductStore
 from retrieval.vocab import CatalogVocabulary
 from tests.conftest import REAL_CATALOG, needs_shared_data
 
@@ -383,9 +383,14 @@ def test_chroma_where_rules_out(vocab: CatalogVocabulary) -> None:
 class _ChromaOnly(ProductStore):
     """The sample store as one ingested before the local index existed: Chroma only."""
 
-    @property
-    def lexical(self) -> LexicalIndex | None:
-        return None
+    def current(self) -> CatalogVersion:
+        return _over(super().current(), None)
+
+
+def _over(version: CatalogVersion, lexical: LexicalIndex | None) -> CatalogVersion:
+    """The same catalog version served with other local indexes."""
+    return CatalogVersion(version.number, version.collection, version.index_dir,
+                          build_missing=False, indexes=(version.vocab, lexical))
 
 
 def test_chroma_only_store_still_excludes(sample_store_dir: Path) -> None:
@@ -403,7 +408,8 @@ def test_index_without_words_still_excludes(sample_store_dir: Path) -> None:
     assert lexical is not None and lexical.facets.has_words
     old = replace(lexical.facets, word_list=np.array([], dtype=object),
                   word_starts=np.zeros(0, dtype=np.int64), word_rows=np.zeros(0, np.int32))
-    store._lexical = LexicalIndex(lexical.retriever, old, lexical.vectors)
+    version = _over(store.current(), LexicalIndex(lexical.retriever, old, lexical.vectors))
+    store.current = lambda: version  # type: ignore[method-assign]
     assert not old.has_words
     result = ProductSearch(store).search("dresses, no floral", k=5)
     assert len(result.products) == 5

@@ -23,10 +23,12 @@ def test_ingest_is_idempotent_and_incremental(tmp_path: Path) -> None:
     assert (first.added, first.updated, first.unchanged) == (len(products), 0, 0)
     assert store.count() == len(products)
 
-    built = (store.store_dir / "bm25" / "built.json").stat().st_mtime_ns
+    version = store.current()
+    built = (version.index_dir / "bm25" / "built.json").stat().st_mtime_ns
     again = ingest_products(store, products)
     assert (again.added, again.updated, again.unchanged) == (0, 0, len(products))
-    assert (store.store_dir / "bm25" / "built.json").stat().st_mtime_ns == built, \
+    assert store.current().number == version.number
+    assert (version.index_dir / "bm25" / "built.json").stat().st_mtime_ns == built, \
         "nothing changed, so the local index is not rebuilt"
     assert store.count() == len(products)
 

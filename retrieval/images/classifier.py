@@ -156,13 +156,15 @@ class ImageClassifier:
 
         Works on a store with no products (fallback onto Myntra-style article types).
         """
+        from retrieval.versions import newest_index_dir
         from retrieval.vocab import CatalogVocabulary
 
         store_dir = Path(store_dir)
         head = ImageHead.load(store_dir)
         fallback_types: list[str] = []
         if head is None:
-            fallback_types = list(CatalogVocabulary.load(store_dir).article_types)
+            fallback_types = list(CatalogVocabulary.load(newest_index_dir(store_dir))
+                                  .article_types)
         return cls(head, ImagenetFallback(fallback_types))
 
     @property

@@ -79,7 +79,8 @@ def ingest(
         fail(str(exc))
     rate = report.loaded / report.seconds if report.seconds else 0
     console.print(
-        f"[green]ingested[/green] {report.loaded} products into {store_dir} in "
+        f"[green]ingested[/green] {report.loaded} products into {store_dir} "
+        f"(catalog v{report.version}) in "
         f"{report.seconds:.1f}s ({rate:.0f}/s): {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.skipped} skipped, "
         f"{report.with_images} with photos"
