@@ -7,9 +7,10 @@ APP := .venv/bin
 CATALOG ?=
 IMAGES ?=
 STORE ?=
+SCALE ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: setup run test shell ingest train lint bench-smoke clean
+.PHONY: setup run run-scaled test shell ingest train lint bench-smoke clean
 
 setup: .venv/.installed .venv-rasa/.installed
 
@@ -25,6 +26,12 @@ setup: .venv/.installed .venv-rasa/.installed
 run: export SHOPBOT_DEMO ?= true
 run: setup
 	$(APP)/shopbot run $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
+
+# The scaled topology on this machine: PostgreSQL, Redis, a Chroma server, SCALE Rasa and
+# SCALE action-server replicas behind HAProxy (Debian packages: see docs/deploy.md).
+run-scaled: export SHOPBOT_DEMO ?= true
+run-scaled: setup
+	$(APP)/shopbot run --scale $(SCALE) $(if $(CATALOG),--catalog $(CATALOG)) $(if $(IMAGES),--images $(IMAGES)) $(if $(STORE),--store $(STORE))
 
 test: setup
 	$(APP)/lint-imports --no-cache

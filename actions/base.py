@@ -10,6 +10,7 @@ it to a thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -19,8 +20,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.replies import offer_to_resume
+from shopcore.ids import short
 
 ACTION_LISTEN = "action_listen"
+# When a server behind the actions is briefly away (a database restart, say): the shopper
+# hears that it is temporary, and repeating the message is the way on.
+ONE_MOMENT_TEXT = ("One moment, please - part of the shop is briefly unavailable. "
+                   "Please send that again in a few seconds.")
+
+logger = logging.getLogger(__name__)
 
 
 class ShopAction(Action, ABC):
@@ -37,7 +45,12 @@ class ShopAction(Action, ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[dict[str, Any]]:
-        events = await asyncio.to_thread(self.act, dispatcher, tracker, domain)
+        try:
+            events = await asyncio.to_thread(self.act, dispatcher, tracker, domain)
+        except Exception:  # a server the action needs is down (database, Chroma, ...)
+            logger.exception("%s failed for %s", self.name(), short(tracker.sender_id))
+            dispatcher.utter_message(text=ONE_MOMENT_TEXT)
+            return []  # nothing remembered about a turn that did not happen
         if self.name().startswith("action_ask_"):  # a form's question, asked by the form
             return events
         paused = tracker.get_slot("paused_flow")

@@ -20,8 +20,11 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import yaml
 from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
 
 from shopcore.keys import internal_secret
 from shopcore.settings import PROJECT_ROOT, Settings
@@ -73,10 +76,68 @@ def rasa_env(settings: Settings | None = None,
     )
     if settings is not None:  # Sanic refuses larger bodies before buffering them
         env["SANIC_REQUEST_MAX_SIZE"] = str(settings.max_webhook_bytes)
-    if settings is not None:
-        env["TRACKER_DB"] = str(settings.tracker_db)  # endpoints.yml reads it
+    if settings is not None:  # endpoints.yml names them instead of holding the secrets
+        env.update(endpoint_secrets(settings))
+        env["TICKET_LOCK_LIFETIME"] = str(settings.conversation_lock_s)
     env.update(extra or {})
     return env
+
+
+def endpoints_config(settings: Settings) -> dict[str, Any]:
+    """Rasa's endpoints.yml for these settings: where the action server is, where the
+    conversations are kept (SQLite file, or PostgreSQL beside the shop database) and, when
+    Redis is set, the lock store that keeps several Rasa replicas' turns in order.
+
+    Secrets stay out of the file: it names environment variables (``${...}``, which Rasa
+    expands) that :func:`rasa_env` sets from the settings."""
+    config: dict[str, Any] = {"action_endpoint": {"url": "${ACTION_ENDPOINT_URL}",
+                                                  "token": "${ACTION_ENDPOINT_TOKEN}"}}
+    tracker = make_url(settings.tracker_store_url)
+    # Rasa's SQL tracker store, retrying through short outages (bot/trackers.py).
+    store_type = "bot.trackers.ResilientSQLTrackerStore"
+    if tracker.get_backend_name() == "sqlite":
+        config["tracker_store"] = {"type": store_type, "dialect": "sqlite",
+                                   "db": tracker.database}
+    else:
+        config["tracker_store"] = {
+            "type": store_type, "dialect": tracker.get_backend_name(), "url": tracker.host,
+            "port": tracker.port or 5432, "db": tracker.database,
+            "username": tracker.username,
+            **({"password": "${SHOPBOT_TRACKER_PASSWORD}"} if tracker.password else {}),
+            **({"query": dict(tracker.query)} if tracker.query else {}),
+        }
+    if settings.redis_url:
+        redis = make_url(settings.redis_url)
+        config["lock_store"] = {
+            "type": "bot.locks.AtomicRedisLockStore", "url": redis.host or "localhost",
+            "port": redis.port or 6379, "db": int(redis.database or 0),
+            "key_prefix": "shopbot",
+            **({"password": "${SHOPBOT_REDIS_PASSWORD}"} if redis.password else {}),
+        }
+    return config
+
+
+def endpoint_secrets(settings: Settings) -> dict[str, str]:
+    """The passwords :func:`endpoints_config` refers to, for Rasa's environment."""
+    secrets = {}
+    tracker = make_url(settings.tracker_store_url)
+    if tracker.password:
+        secrets["SHOPBOT_TRACKER_PASSWORD"] = str(tracker.password)
+    if settings.redis_url and make_url(settings.redis_url).password:
+        secrets["SHOPBOT_REDIS_PASSWORD"] = str(make_url(settings.redis_url).password)
+    return secrets
+
+
+def write_endpoints(settings: Settings) -> Path:
+    """Write :func:`endpoints_config` where Rasa reads it (var_dir/run/endpoints.yml)."""
+    path = Path(settings.var_dir) / "run" / "endpoints.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not settings.tracker_store_url.startswith("postgresql"):
+        Path(settings.tracker_db).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+    path.write_text("# Written by shopbot from its settings on every start; edit those.\n"
+                    + yaml.safe_dump(endpoints_config(settings), sort_keys=False),
+                    encoding="utf-8")
+    return path
 
 
 def action_endpoint_env(settings: Settings) -> dict[str, str]:
@@ -248,7 +309,7 @@ class Stack:
             Service(
                 "rasa server",
                 [str(rasa_executable()), "run", "--model", str(self.model),
-                 "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+                 "--endpoints", str(write_endpoints(s)),
                  "--credentials", str(PROJECT_ROOT / "credentials.yml"),
                  "--interface", s.host, "--port", str(s.rasa_port)],
                 f"{self.rasa_url}/", self.log_dir / "rasa.log",
@@ -257,19 +318,26 @@ class Stack:
             ),
         ]
         if self.with_web:
-            services.append(Service(
-                "web demo",
-                [python, "-m", "shopbot.web", "--port", str(s.web_port)],
-                f"{self.web_url}/healthz", self.log_dir / "web.log", self._app_env(),
-            ))
+            services.append(self.web_service())
         return services
 
-    def prepare(self) -> None:
-        """The shop database ready before any process opens it: schema, and in demo mode
-        the demo shoppers' orders (idempotent; from the store's first products)."""
-        from shopcore.db import open_database
+    def web_service(self) -> Service:
+        assert self.log_dir is not None
+        return Service(
+            "web demo",
+            [str(APP_VENV / "bin" / "python"), "-m", "shopbot.web",
+             "--port", str(self.settings.web_port)],
+            f"{self.web_url}/healthz", self.log_dir / "web.log", self._app_env(),
+        )
 
-        Path(self.settings.tracker_db).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+    def prepare(self) -> None:
+        """The shop database ready before any process opens it: migrated to the newest
+        schema (here, once, not by each replica), and in demo mode the demo shoppers' orders
+        (idempotent; from the store's first products)."""
+        from shopcore.db import open_database
+        from shopcore.migrations import upgrade
+
+        upgrade(self.settings.shop_database_url)
         database = open_database(self.settings.shop_database_url)
         if not self.settings.demo:
             return

@@ -46,7 +46,7 @@ from shopbot.identity import (
     verify_customer_token,
 )
 from shopcore.images import ImageRejected
-from shopcore.keys import internal_secret, session_key
+from shopcore.keys import SENDER_HEADER, internal_secret, session_key
 from shopcore.logs import setup_logging
 from shopcore.settings import PROJECT_ROOT, Settings, get_settings
 from shopcore.uploads import (
@@ -69,6 +69,9 @@ MULTIPART_SLACK = 16 * 1024  # boundaries and part headers on top of the file it
 SMALL_FIELD_BYTES = 4 * 1024  # any form field besides `file` (ignored, but bounded)
 MAX_FORM_PARTS = 8
 READ_CHUNK = 64 * 1024
+# What the shopper reads while the assistant cannot answer (a replica restarting, a
+# database briefly away): temporary, and sending again is the way on.
+ONE_MOMENT = "One moment, please - the assistant is busy. Please send that again in a few seconds."
 INTERNAL_HEADER = "X-Shopbot-Internal"  # the secret Rasa's REST channel asks for
 MESSAGING_CHANNELS = ("telegram", "messenger", "slack", "twilio", "signed")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -438,20 +441,21 @@ async def chat(request: web.Request) -> web.Response:
         logger.info("photo %s from a %s shopper goes to the bot", chat_request.upload,
                     shopper.kind)
     url = f"http://{settings.host}:{settings.rasa_port}/webhooks/rest/webhook"
-    headers = {INTERNAL_HEADER: request.app[INTERNAL]}
+    # The sender header lets a balancer keep one conversation on one Rasa replica.
+    headers = {INTERNAL_HEADER: request.app[INTERNAL], SENDER_HEADER: shopper.sender}
     try:
         async with request.app[HTTP].post(url, json=rasa_payload, headers=headers) as answer:
             if answer.status != 200:
                 logger.error("rasa answered HTTP %s for a %s shopper", answer.status,
                              shopper.kind)
-                return error(502, "The assistant had a problem answering. Please try again.")
+                return error(502, ONE_MOMENT)
             messages = await answer.json()
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         logger.error("rasa unreachable at %s: %r", url, exc)
-        return error(503, "The assistant is not reachable right now. Please try again shortly.")
+        return error(503, ONE_MOMENT)
     if not messages:
         logger.warning("rasa returned no messages for %r", rasa_payload["message"][:100])
-        messages = [{"text": "Sorry, something went wrong on my side. Please try again."}]
+        messages = [{"text": ONE_MOMENT}]
     for message in messages:  # the shopper's own id is none of the page's business
         if isinstance(message, dict):
             message.pop("recipient_id", None)

@@ -38,3 +38,7 @@ def session_key(settings: Settings) -> bytes:
 def internal_secret(settings: Settings) -> str:
     """What the web server shows Rasa's REST channel and Rasa shows the action server."""
     return settings.internal_secret or stored_key(settings, "internal")
+
+# Who a Rasa request is about, set by the web server: a balancer in front of several Rasa
+# replicas hashes on it so one conversation stays on one replica (shopbot.scaled).
+SENDER_HEADER = "X-Shopbot-Sender"

@@ -74,6 +74,10 @@ class Settings(_EnvSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for Rasa's lock store (redis://host:port/db): "
         "required when more than one Rasa replica serves the same conversations.")
+    conversation_lock_s: int = Field(
+        default=30, description="Longest a Rasa replica may hold one conversation's turn "
+        "(Rasa's ticket lock lifetime): a replica that dies mid-turn holds that shopper's "
+        "next message this long at most. Keep it above the slowest turn.")
     catalog_check_s: float = Field(
         default=2.0, description="How often an action server looks for a newer catalog "
         "version (an ingest elsewhere); it switches between two searches, never mid-search.")

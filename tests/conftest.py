@@ -154,6 +154,14 @@ def fresh_postgres_url(postgres_server: object) -> str:
     return servers.postgres_url(postgres_server.port, name)  # type: ignore[attr-defined]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each engine the shop runs on: a SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shop.db'}"
+    return request.getfixturevalue("fresh_postgres_url")
+
+
 @pytest.fixture(scope="session")
 def redis_server(servers_dir: Path) -> Iterator[object]:
     """A Redis 7 server (Debian's package): the Service, with ``.port``."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from retrieval.store import ProductStore
 from shopbot.stack import free_port, process_env
-from shopbot.web import INTERNAL, LIMITS, RateLimiter, create_app
+from shopbot.web import INTERNAL, LIMITS, ONE_MOMENT, RateLimiter, create_app
 from shopcore.settings import Settings
 from shopcore.uploads import REF_PATTERN, UploadStore
 from tests.conftest import REAL_IMAGES
@@ -87,7 +87,7 @@ async def test_chat_rejects_huge_messages(client: TestClient) -> None:
 async def test_chat_with_rasa_down_answers_clearly(client: TestClient) -> None:
     response = await client.post("/api/chat", json={"sender": "a", "message": "hello"})
     assert response.status == 503
-    assert "not reachable" in (await response.json())["error"]
+    assert (await response.json())["error"] == ONE_MOMENT
 
 
 async def test_images_are_served_only_from_the_store_folder(tmp_path: Path) -> None:

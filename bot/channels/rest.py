@@ -29,6 +29,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.trackers import watch_turn
 from shopcore.conversations import Purges
 from shopcore.db import open_database
 from shopcore.ids import is_channel_sender, valid_id
@@ -57,6 +58,14 @@ class LinkingRestInput(RestInput):
     def trusted(self, request: Request) -> bool:
         shown = (request.headers.get(INTERNAL_HEADER) or "").encode()
         return hmac.compare_digest(shown, self.secret)
+
+    @staticmethod
+    def not_answered() -> HTTPResponse:
+        """A turn that failed part-way (a store was away) may not have been saved, so none
+        of the replies it collected is sent: the caller tells the shopper to send it again,
+        and an answer the shopper saw is always one the conversation kept."""
+        return response.json({"error": "the message could not be handled; send it again"},
+                             status=503)
 
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[None]]
@@ -94,6 +103,7 @@ class LinkingRestInput(RestInput):
                 return response.json([{"recipient_id": sender, "text": answer}])
             metadata = payload.get("metadata")
             collector = CollectingOutputChannel()
+            failures = watch_turn()
             try:
                 canonical = await asyncio.to_thread(self.link_store.canonical, sender)
                 await on_new_message(UserMessage(
@@ -102,8 +112,14 @@ class LinkingRestInput(RestInput):
                     metadata=metadata if isinstance(metadata, dict) else None))
             except CancelledError:
                 logger.error("rest message timed out: %r", copy.deepcopy(text)[:100])
+                return self.not_answered()
             except Exception:
                 logger.exception("rest message failed: %r", str(text)[:100])
+                return self.not_answered()
+            if failures:  # Rasa's fail-safe store swallowed it: the turn was not kept
+                logger.error("rest message not kept (tracker store %s failed): %r",
+                             "/".join(failures), str(text)[:100])
+                return self.not_answered()
             await asyncio.to_thread(self.purges.run)  # Rasa has saved the turn by now
             return response.json(collector.messages)
 

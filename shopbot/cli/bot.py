@@ -60,17 +60,27 @@ def run(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="Catalog file.")] = None,
     images: Annotated[Path | None, typer.Option("--images", help="Photos folder.")] = None,
     store: StoreOption = None,
+    scale: Annotated[int, typer.Option(
+        "--scale", min=0, max=16,
+        help="Run N Rasa and N action-server replicas behind HAProxy, on PostgreSQL, Redis "
+             "and a Chroma server (started here unless SHOPBOT_DATABASE_URL, "
+             "SHOPBOT_REDIS_URL, SHOPBOT_CHROMA_HOST point at yours). 0: one embedded "
+             "process of each.")] = 0,
 ) -> None:
     """Ingest, train if needed, start action server + Rasa + demo page; Ctrl-C stops all."""
     setup_logging(True)
     from shopbot.stack import Stack, StackError, stop_on_signals, train_bot, wait_forever
 
     stop_on_signals()
+    backends = start_backends(scale) if scale else None
     settings = get_settings()
     settings = settings.replace(store_dir=store_for(catalog, store, settings))
     photos = images_for(catalog, images)
     trainer = None
+    stack: Stack | None = None
     try:
+        if backends and backends.with_chroma:
+            move_embedded_catalog(settings)
         report = run_ingest(catalog, photos, settings.store_path)
         console.print(f"catalog: {report.loaded} products in {settings.store_dir} "
                       f"({report.added} added, {report.updated} updated)")
@@ -80,14 +90,25 @@ def run(
                           f"photo recognition run: shopbot images train --images {photos} "
                           f"--store {settings.store_dir}")
         model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
-        stack = Stack(settings, model)
-        console.print("starting action server, Rasa server and demo page (about 45 s)...")
+        if scale:
+            from shopbot.scaled import ScaledStack
+
+            stack = ScaledStack(settings, model, replicas=scale)
+            console.print(f"starting {scale} Rasa and {scale} action-server replicas behind "
+                          f"HAProxy, and the demo page (about {45 * scale} s)...")
+        else:
+            stack = Stack(settings, model)
+            console.print("starting action server, Rasa server and demo page (about 45 s)...")
         stack.start()
     except (StackError, FileNotFoundError, ValueError) as exc:
         _stop_child(trainer)
+        if backends:
+            backends.stop()
         fail(str(exc), 1)
     except BaseException:
         _stop_child(trainer)
+        if backends:
+            backends.stop()
         raise
     console.print(
         f"\n[bold green]shopbot is running[/bold green]\n"
@@ -98,20 +119,73 @@ def run(
         f"  terminal chat:        make shell (in another terminal)\n"
         f"Press Ctrl-C to stop everything."
     )
+    if backends:
+        console.print(f"  servers:              {', '.join(s.name for s in backends.services)}"
+                      f" (data in {backends.root})")
     try:
         wait_forever(stack)
     finally:
         _stop_child(trainer)
+        if backends:
+            backends.stop()
+
+
+def move_embedded_catalog(settings: Settings) -> None:
+    """A store that ran embedded before (``make run`` on the same catalog) moves onto the
+    fresh Chroma server with its embeddings, instead of being embedded again."""
+    from retrieval.ingest import copy_catalog
+    from retrieval.store import ProductStore
+
+    if not (settings.store_path / "chroma").is_dir():
+        return
+    server = ProductStore.from_settings(settings)
+    if server.pointer() is not None:
+        return
+    embedded = ProductStore(settings.store_path)
+    if embedded.pointer() is None and not embedded.count():
+        return
+    console.print(f"copying the catalog of {settings.store_dir} into the Chroma server...")
+    console.print(f"  {copy_catalog(embedded, server)} products copied")
+
+
+def start_backends(scale: int):  # noqa: ANN201 - shopbot.scaled is imported only when scaling
+    """Start the servers a scaled run needs that the settings don't name, and point this
+    process's settings (and so every child's) at them."""
+    import os
+
+    from shopbot.scaled import Backends
+    from shopcore.settings import ENV_PREFIX, reset_settings
+
+    settings = get_settings()
+    var = Path(settings.var_dir)
+    backends = Backends.missing_from(settings, var / "scaled", Path(settings.logs_dir))  # type: ignore[arg-type]
+    started = [name for name, wanted in (("PostgreSQL", backends.with_postgres),
+                                         ("Redis", backends.with_redis),
+                                         ("a Chroma server", backends.with_chroma)) if wanted]
+    if started:
+        console.print(f"starting {', '.join(started)} for {scale} replicas "
+                      f"(data in {backends.root})...")
+    backends.start()
+    for name, value in backends.settings_changes().items():
+        os.environ[ENV_PREFIX + name.upper()] = str(value)
+    reset_settings()
+    return backends
 
 
 def shell() -> None:
     """Chat in the terminal (`rasa shell`) against the running action server."""
-    from shopbot.stack import action_endpoint_env, rasa_env, rasa_executable, train_bot
+    from shopbot.stack import (
+        action_endpoint_env,
+        rasa_env,
+        rasa_executable,
+        train_bot,
+        write_endpoints,
+    )
 
     settings = get_settings()
     model = train_bot(Path(settings.models_dir))  # type: ignore[arg-type]
     env = rasa_env(settings, action_endpoint_env(settings))
     command = [str(rasa_executable()), "shell", "--model", str(model),
-               "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+               "--endpoints", str(write_endpoints(settings)),
                "--port", str(settings.rasa_port + 100)]
     raise typer.Exit(subprocess.call(command, env=env, cwd=PROJECT_ROOT))
