@@ -4,6 +4,7 @@ scaled topology, in one run, through the web server's /api/chat.
 Usage:
     .venv/bin/python bench/load.py [--catalog PATH | --sample] [--store DIR] [--scale 2]
         [--shoppers 8,32,64] [--duration 40] [--long 200] [--model PATH]
+    .venv/bin/python bench/load.py --soak 30 --shoppers 8     (the soak: memory and errors)
 
 Phases (each stack is started here, on loopback, in a temporary var/; nothing is trained:
 the model is var/models/bot-<fingerprint>.tar.gz, as bench/conversations.py picks it):
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -66,46 +68,42 @@ def log(message: str) -> None:
     print(f"[load] {message}", file=sys.stderr, flush=True)
 
 
-def process_kind(process: psutil.Process) -> str:
-    """Which part of the bot a process is, from its command line."""
-    try:
-        line = " ".join(process.cmdline())
-    except (psutil.Error, OSError):
-        return "other"
-    for needle, kind in (("actions.server", "action server"), ("rasa run", "rasa"),
-                         ("/rasa run", "rasa"), ("encoder_worker", "rasa nlu encoder"),
-                         ("shopbot.web", "web server"), ("postgres", "postgresql"),
-                         ("redis-server", "redis"), ("chroma run", "chroma server"),
-                         ("haproxy", "haproxy")):
-        if needle in line:
-            return kind
-    return "other"
+def service_roots(services: list[Any]) -> list[tuple[str, int]]:
+    """(kind, pid) of each running service: "rasa server 2" counts as "rasa server"."""
+    return [(re.sub(r" \d+$", "", s.name), s.process.pid) for s in services
+            if s.process and s.process.poll() is None]
+
+
+def process_tree(roots: list[tuple[str, int]]) -> dict[int, tuple[str, psutil.Process]]:
+    """Every process below the roots with the kind of the service it belongs to (a Sanic
+    worker counts as its server; Rasa's MiniLM worker is told apart: it is its own cost)."""
+    found: dict[int, tuple[str, psutil.Process]] = {}
+    for kind, pid in roots:
+        try:
+            root = psutil.Process(pid)
+            found[pid] = (kind, root)
+            for child in root.children(recursive=True):
+                line = " ".join(child.cmdline())
+                found[child.pid] = ("rasa nlu encoder" if "encoder_worker" in line else kind,
+                                    child)
+        except psutil.Error:
+            continue
+    return found
 
 
 class CpuMeter:
-    """CPU seconds per process kind over a window, for every process below ``roots``."""
+    """CPU seconds per service kind over a window, for every process below ``roots``."""
 
-    def __init__(self, roots: list[int]) -> None:
+    def __init__(self, roots: list[tuple[str, int]]) -> None:
         self.roots = roots
         self.start: dict[int, tuple[str, float]] = {}
 
-    def _processes(self) -> list[psutil.Process]:
-        found: dict[int, psutil.Process] = {}
-        for pid in self.roots:
-            try:
-                root = psutil.Process(pid)
-                found[pid] = root
-                found.update({p.pid: p for p in root.children(recursive=True)})
-            except psutil.Error:
-                continue
-        return list(found.values())
-
     def _sample(self) -> dict[int, tuple[str, float]]:
         sample = {}
-        for process in self._processes():
+        for pid, (kind, process) in process_tree(self.roots).items():
             try:
                 times = process.cpu_times()
-                sample[process.pid] = (process_kind(process), times.user + times.system)
+                sample[pid] = (kind, times.user + times.system)
             except psutil.Error:
                 continue
         return sample
@@ -141,7 +139,7 @@ def cpu_report(meter: CpuMeter, answered: int, replicas: int) -> dict[str, Any]:
             "replicas": replicas}
 
 
-def mixed_loads(web_url: str, roots: list[int], counts: list[int], duration: float,
+def mixed_loads(web_url: str, roots: list[tuple[str, int]], counts: list[int], duration: float,
                 replicas: int, tag: str) -> dict[str, Any]:
     results = {}
     for count in counts:
@@ -284,6 +282,38 @@ def pick_store(args: argparse.Namespace) -> Path:
     return store_dir
 
 
+def rss_by_process(roots: list[tuple[str, int]]) -> dict[str, int]:
+    """Resident memory (bytes) of every process below ``roots``, keyed "kind pid"."""
+    found: dict[str, int] = {}
+    for pid, (kind, process) in process_tree(roots).items():
+        try:
+            found[f"{kind} {pid}"] = process.memory_info().rss
+        except psutil.Error:
+            continue
+    return found
+
+
+def soak(stack: Any, minutes: float, shoppers: int, warm_up_s: float = 120.0
+         ) -> dict[str, Any]:
+    """``shoppers`` for ``minutes`` after a warm-up: errors, and each process's resident
+    memory growth from the end of the warm-up to the end (caches filled by then)."""
+    roots = service_roots(stack.services)
+    log(f"soak: warm-up {warm_up_s:.0f} s...")
+    asyncio.run(run_shoppers(stack.web_url, shoppers, warm_up_s, secret=SECRET,
+                             prefix=f"warm-{time.time():.0f}"))
+    before = rss_by_process(roots)
+    log(f"soak: {shoppers} shoppers for {minutes:g} min...")
+    turns = asyncio.run(run_shoppers(stack.web_url, shoppers, minutes * 60, secret=SECRET,
+                                     prefix=f"soak-{time.time():.0f}"))
+    after = rss_by_process(roots)
+    growth = {name: {"start_mb": round(before[name] / 2**20), "end_mb": round(rss / 2**20),
+                     "growth_pct": round(100 * (rss - before[name]) / before[name], 1)}
+              for name, rss in after.items() if name in before and before[name] > 2**24}
+    return {"minutes": minutes, "shoppers": shoppers, **summary(turns, minutes * 60),
+            "rss": growth,
+            "max_growth_pct": max((g["growth_pct"] for g in growth.values()), default=None)}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", type=Path, help="catalog (default: the 44k catalog in "
@@ -298,6 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--single", type=float, default=20.0,
                         help="seconds of each one-shopper load")
     parser.add_argument("--long", type=int, default=200, help="turns of the long conversation")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead of the phases above: the embedded stack under 8 "
+                        "shoppers for MINUTES (30 is the target), memory growth per process")
     return parser.parse_args(argv)
 
 
@@ -308,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     store_dir = pick_store(args)
     result: dict[str, Any] = {"bench": "load", "model": model.name, "store": str(store_dir),
                               "cores": psutil.cpu_count(), "duration_s": args.duration}
+    if args.soak:
+        with embedded_stack(store_dir, model) as stack:
+            result["soak"] = soak(stack, args.soak, counts[0])
+        print(json.dumps(result))
+        return 0
     with embedded_stack(store_dir, model) as stack:
-        roots = [s.process.pid for s in stack.services if s.process]
+        roots = service_roots(stack.services)
         embedded: dict[str, Any] = {}
         for kinds in ("plain", "search"):
             log(f"embedded: 1 shopper, {kinds} turns...")
@@ -327,13 +365,18 @@ def main(argv: list[str] | None = None) -> int:
             embedded["long_conversation"] = asyncio.run(long_conversation(stack.web_url,
                                                                           args.long))
         result["embedded"] = embedded
+    log(f"embedded: {json.dumps(embedded)}")
     if args.scale:
-        with scaled_stack(store_dir, model, args.scale) as (stack, backends):
-            roots = [s.process.pid for s in [*stack.services, *backends.services]
-                     if s.process]
-            result["scaled"] = {"replicas": args.scale,
-                                "mixed": mixed_loads(stack.web_url, roots, counts,
-                                                     args.duration, args.scale, "scaled")}
+        from shopbot.stack import StackError
+
+        try:
+            with scaled_stack(store_dir, model, args.scale) as (stack, backends):
+                roots = service_roots([*stack.services, *backends.services])
+                result["scaled"] = {"replicas": args.scale,
+                                    "mixed": mixed_loads(stack.web_url, roots, counts,
+                                                         args.duration, args.scale, "scaled")}
+        except StackError as exc:  # the embedded figures still count
+            result["scaled"] = {"replicas": args.scale, "error": str(exc)[:500]}
     print(json.dumps(result))
     return 0
 

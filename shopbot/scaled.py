@@ -25,6 +25,7 @@ from shopbot.stack import (
     READY_LINE,
     Service,
     Stack,
+    StackError,
     action_endpoint_env,
     free_port,
     rasa_env,
@@ -70,17 +71,27 @@ class Backends:
                                                   self.log_dir / "chroma.log"))
         return services
 
-    def start(self, timeout: float = 90.0) -> None:
-        self.services = self.build()
-        for service in self.services:
-            service.start()
-        try:
-            servers.wait_ready(self.services, timeout)
-            if self.with_postgres:
-                servers.create_database(self.pg_port)
-        except BaseException:
-            self.stop()
-            raise
+    def start(self, timeout: float = 90.0, attempts: int = 2) -> None:
+        """Start the servers and wait for them; a free port taken by someone else between
+        choosing it and binding it (it happens) is chosen again, once."""
+        for attempt in range(attempts):
+            self.services = self.build()
+            for service in self.services:
+                service.start()
+            try:
+                servers.wait_ready(self.services, timeout)
+                if self.with_postgres:
+                    servers.create_database(self.pg_port)
+                return
+            except StackError:
+                self.stop()
+                if attempt + 1 == attempts:
+                    raise
+                self.pg_port, self.redis_port, self.chroma_port = (
+                    free_port(), free_port(), free_port())
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -211,6 +222,24 @@ class ScaledStack(Stack):
         if self.with_web:
             services.append(self.web_service())
         return services
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Start everything, then wait until HAProxy has seen every replica answer its
+        health check (it marks them down while they start, and up again only after two
+        good checks): only then does a shopper's first message find a replica."""
+        super().start(timeout)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                states = self.replica_states()
+            except OSError:
+                states = {}
+            if states and all(state == "UP" for state in states.values()):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"HAProxy does not see every replica up: {states}")
+            time.sleep(0.3)
 
     @property
     def stats_url(self) -> str:

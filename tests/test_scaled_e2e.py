@@ -250,3 +250,47 @@ def test_backends_restarted_under_load_come_back_by_themselves(
     assert late and all(t.answered and not set(t.texts) <= CLEAR_ERRORS for t in late), \
         [(t.status, t.texts) for t in late if not t.answered][:5]
     assert all(service.alive() for service in stack.services)
+
+
+def test_shopbot_run_scale_from_another_folder_serves_and_ctrl_c_stops_everything(
+        tmp_path: Path) -> None:
+    """`shopbot run --scale 1` as a user types it (the installed command, another working
+    directory): it starts its own PostgreSQL, Redis, Chroma server and HAProxy beside the
+    replicas, answers through the web server, and Ctrl-C leaves no process behind."""
+    import psutil
+
+    from tests.test_fresh_clone import _wait_for_url
+
+    ports = {"WEB": free_port(), "RASA": free_port(), "ACTION": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPBOT_")}
+    env.update({f"SHOPBOT_{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(SHOPBOT_MODELS_DIR=os.environ["SHOPBOT_MODELS_DIR"], PYTHONUNBUFFERED="1",
+               SHOPBOT_VAR_DIR=str(tmp_path / "var"))
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "shopbot"), "run",
+                                    "--scale", "1"], cwd=tmp_path, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    children: list[psutil.Process] = []
+    try:
+        url = _wait_for_url(process, log)
+        status, reply = post_json(f"{url}/api/chat", {"message": "show me red dresses"})
+        assert status == 200, (reply, log.read_text(errors="replace")[-3000:])
+        messages = reply["messages"] if isinstance(reply, dict) else reply
+        assert status == 200 and any("red dresses" in (m.get("text") or "").lower()
+                                     for m in messages), reply
+        children = psutil.Process(process.pid).children(recursive=True)
+        commands = " ".join(" ".join(c.cmdline()) for c in children)
+        for needle in ("postgres", "redis-server", "chroma run", "haproxy", "rasa", "actions"):
+            assert needle in commands, f"{needle} is not running under shopbot run --scale"
+        assert (tmp_path / "var" / "scaled" / "postgresql" / "PG_VERSION").is_file()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    wait_for(lambda: not [c for c in children if c.is_running()
+                          and c.status() != psutil.STATUS_ZOMBIE], 30,
+             "every process shopbot run --scale started has stopped")
