@@ -181,6 +181,11 @@ class TicketStore:
             found = _get(conn, tickets.c.ticket_id == ticket_id)
         return found[0] if found else None
 
+    def open_tickets(self, limit: int = 200) -> list[Ticket]:
+        """The open tickets, newest first: the support team's inbox (the staff console)."""
+        with self.db.read() as conn:
+            return _get(conn, tickets.c.status == TicketStatus.OPEN.value, limit)
+
     def close(self, ticket_id: str, *, now: datetime | None = None) -> bool:
         with self.db.write(f"ticket {ticket_id}") as conn:
             return conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
@@ -212,9 +217,10 @@ def _insert(
     raise RuntimeError("could not draw a free ticket id")
 
 
-def _get(conn: Connection, where: ColumnElement[bool]) -> list[Ticket]:
+def _get(conn: Connection, where: ColumnElement[bool], limit: int | None = None) -> list[Ticket]:
     rows = conn.execute(select(tickets).where(where)
-                        .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc()))
+                        .order_by(tickets.c.created_at.desc(), tickets.c.ticket_id.desc())
+                        .limit(limit))
     return [
         Ticket(ticket_id=r.ticket_id, sender_id=r.sender_id, reason=r.reason, intent=r.intent,
                transcript=r.transcript, turns_dropped=r.turns_dropped, status=r.status,

@@ -9,7 +9,13 @@
 - In demo mode the demo page may switch the session to ``demo-shopper`` (the seeded orders).
 
 The sender ids that reach the bot say where they came from: ``web:<session>``,
-``customer:<id>``, ``demo-shopper``. Pure functions; the web server wires them to requests.
+``customer:<id>``, ``demo-shopper``.
+
+The shop's staff sign in to the web console (:mod:`shopbot.console`) and get a cookie of
+their own, signed the same way with a key of its own (``staff-session``), a different
+version tag, and a lifetime of hours: a shopper's cookie or a customer token never reads as
+a staff session. CSRF tokens are HMACs of the staff session id (or, on the login form, of a
+nonce in a short-lived cookie). Pure functions; the web server wires them to requests.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Literal
 import jwt
 
 SESSION_COOKIE = "shopbot_session"
+STAFF_COOKIE = "shopbot_staff"
+STAFF_MAX_AGE_S = 8 * 3600  # a working day: staff sign in again each morning
 SESSION_MAX_AGE_S = 30 * 86_400
 DEMO_SENDER = "demo-shopper"
 WEB_PREFIX = "web:"
@@ -32,6 +40,8 @@ CUSTOMER_PREFIX = "customer:"
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _COOKIE_VERSION = "v1"
+_STAFF_VERSION = "s1"
+_STAFF_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 
 Kind = Literal["anonymous", "demo", "customer"]
 _KIND_CODES: dict[str, Kind] = {"a": "anonymous", "d": "demo"}
@@ -99,6 +109,62 @@ def read_cookie(key: bytes, value: str | None, *, demo_mode: bool,
     if kind == "demo":
         return demo(session) if demo_mode else None
     return anonymous(session)
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A signed-in staff member's session as its cookie says (the account is checked too)."""
+
+    staff_id: str
+    session: str  # random per sign-in; CSRF tokens are tied to it
+    issued: int
+
+
+def mint_staff_cookie(key: bytes, staff_id: str, session: str,
+                      now: float | None = None) -> str:
+    """The ``shopbot_staff`` cookie value for one sign-in of one staff member."""
+    if not _STAFF_ID.match(staff_id) or not _SESSION_ID.match(session):
+        raise ValueError("staff id or session id not in the expected form")
+    body = f"{_STAFF_VERSION}.{staff_id}.{session}.{int(now or time.time())}"
+    return f"{body}.{_sign(key, body)}"
+
+
+def read_staff_cookie(key: bytes, value: str | None, *, now: float | None = None,
+                      max_age_s: int = STAFF_MAX_AGE_S) -> StaffSession | None:
+    """The staff session in a cookie we signed with the staff key, or None (missing,
+    tampered, expired, or any other cookie)."""
+    if not value or len(value) > 256:
+        return None
+    body, _, signature = value.rpartition(".")
+    if not hmac.compare_digest(_sign(key, body), signature):
+        return None
+    parts = body.split(".")
+    if len(parts) != 4 or parts[0] != _STAFF_VERSION:
+        return None
+    _, staff_id, session, issued = parts
+    if not _STAFF_ID.match(staff_id) or not _SESSION_ID.match(session) or not issued.isdigit():
+        return None
+    age = (now or time.time()) - int(issued)
+    if age < -60 or age > max_age_s:
+        return None
+    return StaffSession(staff_id, session, int(issued))
+
+
+def csrf_token(key: bytes, session: str) -> str:
+    """The token a staff session's state-changing requests must carry: only pages we served
+    to that session know it (another site can send the cookie, never read the token)."""
+    return _sign(key, f"csrf.{session}")
+
+
+def login_form_token(key: bytes, nonce: str) -> str:
+    """The login form's token, tied to a nonce in a cookie of the same browser, so another
+    site cannot sign a browser in to an account of its choosing."""
+    return _sign(key, f"login.{nonce}")
+
+
+def tokens_match(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of a token we made with one a request brought."""
+    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
 def verify_customer_token(token: str, secret: str | None, *, max_lifetime_s: int,

@@ -11,6 +11,8 @@ requests) and refused with a clear JSON error and a log line. Shops that embed t
 their own site list that site's origin in ``cors_origins``; other origins get no CORS
 headers, and their requests are refused. ``/webhooks/<platform>/webhook`` is passed through
 to Rasa's channel for that platform (which checks the platform's signature), size-capped.
+``/console`` is the staff console (:mod:`shopbot.console`), a sub-application with its own
+sign-in, cookie and guard: nothing of the shoppers' identity counts there.
 """
 
 from __future__ import annotations
@@ -595,6 +597,9 @@ def create_app(
     app.router.add_post("/api/upload", upload)
     app.router.add_get("/images/{name}", image)
     app.router.add_static("/static/", WEB_DIR)
+    from shopbot.console import PREFIX, console_app  # staff only: its own guard (see there)
+
+    app.add_subapp(PREFIX, console_app(settings))
     return app
 
 

@@ -1,11 +1,12 @@
 """The shop database: every shop table in one schema, one engine per URL, one way to write.
 
-Orders, carts, profiles, tickets, channel links and the interaction log live in one
-database (``Settings.database_url``): a SQLite file by default, PostgreSQL when a shop
-outgrows one machine. Everything goes through SQLAlchemy Core, so the same statements run on
-both, in both virtualenvs (SQLAlchemy 1.4 beside Rasa, 2.x beside the actions). The tables
-below are the one description of the schema that queries use; the DDL that makes a database
-match them is the versioned migrations in :mod:`shopcore.migrations`.
+Orders, carts, profiles, tickets, channel links, the interaction log and the staff's console
+accounts live in one database (``Settings.database_url``): a SQLite file by default,
+PostgreSQL when a shop outgrows one machine. Everything goes through SQLAlchemy Core, so the
+same statements run on both, in both virtualenvs (SQLAlchemy 1.4 beside Rasa, 2.x beside
+the actions). The tables below are the one description of the schema that queries use; the
+DDL that makes a database match them is the versioned migrations in
+:mod:`shopcore.migrations`.
 
 Writes take :meth:`Database.write`: one transaction in which a check still holds when it
 commits. On SQLite that is ``BEGIN IMMEDIATE`` (one writer at a time, across processes; WAL
@@ -28,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     Float,
@@ -40,6 +42,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -215,6 +218,17 @@ product_events = Table(
     Column("event_type", String(16), nullable=False),
     Column("ts", Float, nullable=False),
     Index("product_events_by_sender", "sender_id", "ts"),
+)
+
+# The shop's staff, who sign in to the web console (shop.staff): argon2 password hashes only.
+staff = Table(
+    "staff", metadata,
+    Column("staff_id", String(32), primary_key=True),  # random, never reused
+    Column("email", String(254), nullable=False, unique=True),  # kept lower-case
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("last_login_at", UTCDateTime),
 )
 
 

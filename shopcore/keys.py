@@ -1,7 +1,8 @@
 """The bot's own secrets when the shop sets none: random keys made once, kept in
 ``var_dir/secrets`` (0600), so every process of one installation (and a restart, and
 `make shell` beside `make run`) reads the same key. A shop running several machines sets
-them in the environment instead (``SHOPBOT_SESSION_SECRET``, ``SHOPBOT_INTERNAL_SECRET``)."""
+them in the environment instead (``SHOPBOT_SESSION_SECRET``, ``SHOPBOT_INTERNAL_SECRET``,
+``SHOPBOT_STAFF_SESSION_SECRET``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def stored_key(settings: Settings, name: str) -> str:
 def session_key(settings: Settings) -> bytes:
     """Signs the web shoppers' session cookies."""
     return (settings.session_secret or stored_key(settings, "session")).encode()
+
+
+def staff_session_key(settings: Settings) -> bytes:
+    """Signs the staff console's session cookies and CSRF tokens: a key of its own, so no
+    shopper cookie (signed with :func:`session_key`) can ever pass for a staff session."""
+    return (settings.staff_session_secret or stored_key(settings, "staff-session")).encode()
 
 
 def internal_secret(settings: Settings) -> str:

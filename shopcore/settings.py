@@ -112,6 +112,9 @@ class Settings(_EnvSettings):
     session_secret: str | None = Field(
         default=None, description="Signs the web shoppers' session cookies; default a random "
         "key kept in var_dir/secrets/session.key (made on first use).")
+    staff_session_secret: str | None = Field(
+        default=None, description="Signs the staff console's session cookies (never the "
+        "shoppers' key); default a random key kept in var_dir/secrets/staff-session.key.")
     internal_secret: str | None = Field(
         default=None, description="What the web server shows Rasa's REST channel and Rasa "
         "shows the action server; default a random one per `shopbot run`.")

@@ -35,7 +35,8 @@ from shopcore.migrations.baseline import baseline_metadata
 from shopcore.settings import PROJECT_ROOT, Settings
 from tests.e2e import shopbot
 
-HEAD = "0002"
+HEAD = "0003"
+TABLES_SINCE = {"staff"}  # tables only migrations ever made (no create_all-era database has them)
 ME, OTHER = "shopper-1", "shopper-2"
 ADDRESS = "12 MG Road, Bengaluru 560001"
 OLD_ORDER = {
@@ -103,13 +104,16 @@ def test_a_new_database_migrates_to_head_and_matches_the_tables(any_database_url
 
 
 def test_the_comparison_sees_the_old_schema_differ(any_database_url: str) -> None:
-    """What lets the comparisons here fail: the schema before 0002 lacks checkout_key."""
+    """What lets the comparisons here fail: the schema before 0002 lacks checkout_key, and
+    before 0003 the staff table."""
     engine = make_engine(any_database_url)
     baseline_metadata().create_all(engine)
     engine.dispose()
     found = differences(any_database_url)
-    assert sorted(d[0] for d in found) == ["add_column", "add_index"]  # type: ignore[index]
+    assert sorted(d[0] for d in found) == [  # type: ignore[index]
+        "add_column", "add_index", "add_table"]
     assert "checkout_key" in repr(found)
+    assert [d[1].name for d in found if d[0] == "add_table"] == ["staff"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("made", ["before checkout keys", "with checkout keys"])
@@ -118,8 +122,10 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded_keeping_its_r
 ) -> None:
     url = any_database_url
     old = baseline_metadata() if made == "before checkout keys" else metadata
+    # What Database() did before migrations, with that code's tables (staff came with 0003).
+    made_then = [table for name, table in old.tables.items() if name not in TABLES_SINCE]
     engine = make_engine(url)
-    old.create_all(engine)  # what Database() did before migrations
+    old.create_all(engine, tables=made_then)
     with engine.begin() as conn:
         conn.execute(insert(old.tables["orders"]).values(OLD_ORDER))
         conn.execute(insert(old.tables["order_items"]).values(OLD_ITEM))
@@ -164,6 +170,7 @@ def test_two_processes_upgrading_at_once_both_succeed_and_migrate_once(
     both = "".join(outputs)
     assert len(re.findall(r"Running upgrade\s+-> 0001", both)) == 1, both
     assert len(re.findall(r"Running upgrade 0001 -> 0002", both)) == 1, both
+    assert len(re.findall(r"Running upgrade 0002 -> 0003", both)) == 1, both
     assert run_sql(any_database_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     assert differences(any_database_url) == []
 

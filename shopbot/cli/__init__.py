@@ -2,15 +2,15 @@
 
 ``catalog`` (ingest, search), ``bot`` (train, run, shell), ``images`` (photo head, photo
 index, classify), ``recsys`` (train and evaluate recommenders), ``shop`` (the shop's own
-data), ``db`` (the shop database's schema migrations). The modules import only ``common``;
-this file puts them together.
+data), ``db`` (the shop database's schema migrations), ``staff`` (web console accounts).
+The modules import only ``common``; this file puts them together.
 """
 
 from __future__ import annotations
 
 import typer
 
-from shopbot.cli import bot, catalog, db, images, recsys, shop
+from shopbot.cli import bot, catalog, db, images, recsys, shop, staff
 
 app = typer.Typer(help="shopbot: a conversational shopping assistant.", no_args_is_help=True)
 app.command()(catalog.ingest)
@@ -24,3 +24,4 @@ app.command(help="Classify product photos: one JSON line per image with --json."
 app.add_typer(recsys.recsys_app, name="recsys")
 app.add_typer(shop.shop_app, name="shop")
 app.add_typer(db.db_app, name="db")
+app.add_typer(staff.staff_app, name="staff")

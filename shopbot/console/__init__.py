@@ -1,0 +1,39 @@
+"""The staff console at ``/console``: a sub-application of the public web server, for the
+shop's own people only.
+
+Staff accounts live in the shop database (:mod:`shop.staff`, added with ``shopbot staff
+add``). :mod:`shopbot.console.auth` guards every console route (sign-in page and static
+files aside): a signed staff session cookie of an active account, CSRF tokens on every
+change, rate-limited sign-in. Its middlewares apply to the console only, unknown paths
+under ``/console`` included, so a new route is guarded the moment it is added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from shopbot.console import auth, pages
+from shopbot.console.state import CONSOLE, Console
+from shopcore.keys import staff_session_key
+from shopcore.settings import Settings
+
+PREFIX = "/console"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def console_app(settings: Settings) -> web.Application:
+    """The console, to be mounted at :data:`PREFIX` (``app.add_subapp``)."""
+    app = web.Application(middlewares=[auth.security_headers, auth.guard])
+    console = app[CONSOLE] = Console(settings, staff_session_key(settings))
+    login = app.router.add_resource("/login")
+    login.add_route("GET", auth.login_page)
+    login.add_route("POST", auth.log_in)
+    app.router.add_post("/logout", auth.log_out)
+    app.router.add_get("", pages.index)
+    app.router.add_get("/", pages.home)
+    app.router.add_get("/api/tickets", pages.tickets_api)
+    static = app.router.add_static("/static/", STATIC_DIR)
+    console.public = {login, static}
+    return app

@@ -1,0 +1,524 @@
+"""The staff console (/console): staff accounts on SQLite and PostgreSQL, `shopbot staff` as
+installed, and sign-in, the guard on every route, CSRF, the sign-in rate limit and the
+tickets page against ``create_app`` with a real SQLite shop database."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from retrieval.store import ProductStore
+from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword
+from shop.tickets import TicketStore
+from shopbot.console.state import CONSOLE, FailureCounter
+from shopbot.identity import (
+    SESSION_COOKIE,
+    STAFF_COOKIE,
+    anonymous,
+    csrf_token,
+    mint_cookie,
+    mint_staff_cookie,
+    new_session_id,
+    read_staff_cookie,
+)
+from shopbot.web import create_app
+from shopcore.db import Database, close_databases, open_database, staff
+from shopcore.keys import session_key, staff_session_key
+from shopcore.settings import Settings
+
+SHOPBOT = Path(sys.executable).parent / "shopbot"
+EMAIL = "ann@shop.example"
+PASSWORD = "correct horse battery"
+TOKEN_SECRET = "test-console-customer-token-key-32-bytes"
+# Cheap argon2 parameters where the cost is not what a test is about.
+FAST = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+FORM_TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class CountingHasher(PasswordHasher):
+    """The real hasher, counting its checks (to see unknown emails cost one too)."""
+
+    checks = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        type(self).checks += 1
+        return super().verify(hash, password)
+
+
+# -- staff accounts, on each engine ---------------------------------------------------------
+
+
+@pytest.fixture
+def database(any_database_url: str) -> Iterator[Database]:
+    database = Database(any_database_url)
+    yield database
+    database.dispose()
+
+
+def stored_hash(database: Database, email: str) -> str:
+    with database.read() as conn:
+        return conn.execute(select(staff.c.password_hash).where(staff.c.email == email)).scalar()
+
+
+def test_staff_accounts_add_verify_disable(database: Database) -> None:
+    store = StaffStore(database, FAST)
+    member = store.add("  Ann@Shop.Example ", PASSWORD)
+    assert member.email == EMAIL and not member.disabled and member.last_login_at is None
+    hashed = stored_hash(database, EMAIL)
+    assert hashed.startswith("$argon2id$") and PASSWORD not in hashed
+
+    signed = store.verify("ANN@shop.example", PASSWORD)
+    assert signed is not None and signed.staff_id == member.staff_id
+    assert signed.last_login_at is not None
+    assert store.verify(EMAIL, PASSWORD + "!") is None
+    assert store.verify("bob@shop.example", PASSWORD) is None
+    assert store.verify(EMAIL, "x" * 5000) is None
+
+    with pytest.raises(DuplicateEmail, match="already has an account"):
+        store.add("ANN@shop.example", "another long password")
+    with pytest.raises(WeakPassword, match="at least 12"):
+        store.add("bob@shop.example", "short pass")
+    with pytest.raises(BadEmail):
+        store.add("not an email", PASSWORD)
+    assert [m.email for m in store.all()] == [EMAIL]
+
+    assert store.active(member.staff_id) is not None
+    assert store.disable("Ann@shop.example") is True
+    assert store.active(member.staff_id) is None
+    assert store.verify(EMAIL, PASSWORD) is None
+    assert store.disable("nobody@shop.example") is False
+    assert [m.disabled for m in store.all()] == [True]
+
+
+def test_an_outdated_hash_is_replaced_at_the_next_sign_in(database: Database) -> None:
+    StaffStore(database, FAST).add(EMAIL, PASSWORD)
+    old = stored_hash(database, EMAIL)
+    current = PasswordHasher()
+    assert current.check_needs_rehash(old)
+    store = StaffStore(database, current)
+    assert store.verify(EMAIL, "wrong password here") is None
+    assert stored_hash(database, EMAIL) == old  # only a right password is rehashed
+    assert store.verify(EMAIL, PASSWORD) is not None
+    new = stored_hash(database, EMAIL)
+    assert new != old and not current.check_needs_rehash(new)
+    assert store.verify(EMAIL, PASSWORD) is not None
+
+
+def test_an_unknown_email_costs_a_password_check_too(database: Database) -> None:
+    hasher = CountingHasher(time_cost=1, memory_cost=64, parallelism=1)
+    store = StaffStore(database, hasher)
+    store.add(EMAIL, PASSWORD)
+    CountingHasher.checks = 0
+    assert store.verify("nobody@shop.example", PASSWORD) is None
+    assert store.verify(EMAIL, "wrong password here") is None
+    assert CountingHasher.checks == 2
+
+
+# -- `shopbot staff` as installed -----------------------------------------------------------
+
+
+def test_shopbot_staff_commands(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SHOPBOT_DATABASE_URL"}
+    env["SHOPBOT_VAR_DIR"] = str(tmp_path / "var")
+
+    def staff_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(SHOPBOT), "staff", *args], input=stdin, cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    added = staff_cli("add", "Ann@Shop.example", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert "added for ann@shop.example" in added.stderr
+    duplicate = staff_cli("add", EMAIL, "--password-stdin", stdin="another long password\n")
+    assert duplicate.returncode == 1 and "already has an account" in duplicate.stderr
+    weak = staff_cli("add", "bob@shop.example", "--password-stdin", stdin="tooshort\n")
+    assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
+    empty = staff_cli("add", "bob@shop.example", "--password-stdin")
+    assert empty.returncode == 1 and "too short" in empty.stderr
+    bad = staff_cli("add", "bob", "--password-stdin", stdin=PASSWORD + "\n")
+    assert bad.returncode == 1 and "not an email address" in bad.stderr
+
+    database = Database(f"sqlite:///{tmp_path / 'var' / 'shop.db'}")
+    try:  # what was piped in is the password, newline aside
+        store = StaffStore(database)
+        assert store.verify(EMAIL, PASSWORD) is not None
+        assert store.verify(EMAIL, PASSWORD + "\n") is None
+        assert [m.email for m in store.all()] == [EMAIL]  # nothing of the refused ones
+    finally:
+        database.dispose()
+
+    listed = staff_cli("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["email"], r["disabled"]) for r in rows] == [(EMAIL, False)]
+    assert rows[0]["last_login_at"] is not None
+    assert "active" in staff_cli("list").stderr
+    disabled = staff_cli("disable", "ANN@shop.example")
+    assert disabled.returncode == 0, disabled.stderr
+    assert json.loads(staff_cli("list", "--json").stdout)["disabled"] is True
+    unknown = staff_cli("disable", "nobody@shop.example")
+    assert unknown.returncode == 1 and "no staff account" in unknown.stderr
+
+
+def test_shopbot_staff_add_asks_twice_on_a_hidden_prompt(tmp_path: Path) -> None:
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if k != "SHOPBOT_DATABASE_URL"}
+    env["SHOPBOT_VAR_DIR"] = str(tmp_path / "var")
+    child = pexpect.spawn(str(SHOPBOT), ["staff", "add", EMAIL], cwd=str(tmp_path), env=env,
+                          encoding="utf-8", timeout=60)
+    child.logfile_read = screen = io.StringIO()  # what the terminal shows
+    child.expect("Password: ")
+    child.sendline(PASSWORD)
+    child.expect("Repeat for confirmation: ")
+    child.sendline("not the same password")
+    child.expect("do not match")
+    child.expect("Password: ")  # asked again, both times
+    child.sendline(PASSWORD)
+    child.expect("Repeat for confirmation: ")
+    child.sendline(PASSWORD)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "added for" in child.before
+    assert PASSWORD not in screen.getvalue() and "not the same" not in screen.getvalue()
+    database = Database(f"sqlite:///{tmp_path / 'var' / 'shop.db'}")
+    try:
+        assert StaffStore(database).verify(EMAIL, PASSWORD) is not None
+    finally:
+        database.dispose()
+
+
+# -- the console in the web server ------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var", store_dir=tmp_path / "store",
+                    database_url=f"sqlite:///{tmp_path / 'shop.db'}",
+                    customer_token_secret=TOKEN_SECRET, demo=False)
+
+
+async def app_client(settings: Settings, tmp_path: Path) -> TestClient:
+    return TestClient(TestServer(create_app(settings, ProductStore(tmp_path / "store"))))
+
+
+@pytest.fixture
+async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[TestClient]:
+    async with await app_client(settings, tmp_path) as test_client:
+        yield test_client
+    close_databases()
+
+
+@pytest.fixture
+def accounts(settings: Settings) -> StaffStore:
+    """The staff store the app uses (the same database, default argon2 parameters)."""
+    return StaffStore(open_database(settings.shop_database_url))
+
+
+async def sign_in(client: TestClient, email: str = EMAIL,
+                  password: str = PASSWORD) -> ClientResponse:
+    form = await client.get("/console/login")
+    assert form.status == 200
+    found = FORM_TOKEN.search(await form.text())
+    assert found
+    return await client.post("/console/login", allow_redirects=False,
+                             data={"email": email, "password": password,
+                                   "csrf": found.group(1)})
+
+
+async def console_csrf(client: TestClient) -> str:
+    page = await client.get("/console", allow_redirects=False)
+    assert page.status == 200
+    found = CSRF_META.search(await page.text())
+    assert found
+    return found.group(1)
+
+
+def sets_staff_cookie(response: ClientResponse) -> bool:
+    return any(h.startswith(STAFF_COOKIE + "=") for h in response.headers.getall("Set-Cookie", []))
+
+
+def staff_cookie_header(response: ClientResponse) -> str:
+    return next(h for h in response.headers.getall("Set-Cookie")
+                if h.startswith(STAFF_COOKIE + "="))
+
+
+async def test_staff_signs_in_and_sees_the_console(
+    client: TestClient, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    before = await client.get("/console", allow_redirects=False)
+    assert before.status == 302 and before.headers["Location"] == "/console/login"
+
+    done = await sign_in(client, "Ann@Shop.example")
+    assert done.status == 303 and done.headers["Location"] == "/console"
+    cookie = staff_cookie_header(done)
+    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=28800"):
+        assert attribute in cookie, cookie
+    assert "Secure" not in cookie  # plain http, secure_cookies off
+
+    page = await client.get("/console", allow_redirects=False)
+    text = await page.text()
+    assert page.status == 200 and "Open handoff tickets" in text and EMAIL in text
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+    assert '<link rel="stylesheet" href="/console/static/console.css">' in text
+    api = await client.get("/console/api/tickets")
+    assert api.status == 200 and await api.json() == {"tickets": []}
+    again = await client.get("/console/login", allow_redirects=False)
+    assert again.status == 302 and again.headers["Location"] == "/console"
+    assert accounts.find(EMAIL).last_login_at is not None  # type: ignore[union-attr]
+
+
+async def test_the_staff_cookie_is_secure_when_the_settings_say_so(
+    settings: Settings, tmp_path: Path, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    async with await app_client(settings.replace(secure_cookies=True), tmp_path) as client:
+        form = await client.get("/console/login")
+        nonce = form.cookies["shopbot_staff_login"]
+        assert nonce["secure"] and nonce["samesite"] == "Strict"
+        token = FORM_TOKEN.search(await form.text()).group(1)  # type: ignore[union-attr]
+        # The test client (plain http) keeps Secure cookies to itself: hand it over.
+        done = await client.post("/console/login", allow_redirects=False,
+                                 cookies={"shopbot_staff_login": nonce.value},
+                                 data={"email": EMAIL, "password": PASSWORD, "csrf": token})
+        assert done.status == 303 and "Secure" in staff_cookie_header(done)
+    close_databases()
+
+
+async def test_wrong_password_and_unknown_email_are_refused_alike(
+    client: TestClient, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    wrong = await sign_in(client, EMAIL, "not the password")
+    unknown = await sign_in(client, "bob@shop.example", PASSWORD)
+    for refused in (wrong, unknown):
+        assert refused.status == 401 and "Wrong email or password." in await refused.text()
+        assert not sets_staff_cookie(refused)
+    assert (await client.get("/console", allow_redirects=False)).status == 302
+
+
+async def test_the_login_form_needs_its_own_token(
+    client: TestClient, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    bare = await client.post("/console/login", allow_redirects=False,
+                             data={"email": EMAIL, "password": PASSWORD})
+    assert bare.status == 403
+    form = await client.get("/console/login")
+    token = FORM_TOKEN.search(await form.text()).group(1)  # type: ignore[union-attr]
+    client.session.cookie_jar.clear()  # another browser: the token is not tied to its nonce
+    foreign = await client.post("/console/login", allow_redirects=False,
+                                data={"email": EMAIL, "password": PASSWORD, "csrf": token})
+    assert foreign.status == 403
+    assert not sets_staff_cookie(foreign)
+    assert (await sign_in(client)).status == 303
+
+
+async def test_sign_in_is_refused_after_five_failures_for_an_email(
+    client: TestClient, accounts: StaffStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    caplog.set_level(logging.INFO)
+    for attempt in range(5):
+        failed = await sign_in(client, EMAIL, f"guess number {attempt}")
+        assert failed.status == 401
+    blocked = await sign_in(client, EMAIL, PASSWORD)  # right, but too late
+    assert blocked.status == 429 and "Too many failed sign-ins" in await blocked.text()
+    assert not sets_staff_cookie(blocked)
+    assert (await sign_in(client, "bob@shop.example", "whatever it is")).status == 401
+    assert "guess number" not in caplog.text and PASSWORD not in caplog.text
+    assert "failed sign-in for 'ann@shop.example'" in caplog.text
+
+
+async def test_sign_in_is_refused_after_twenty_failures_from_one_address(
+    client: TestClient, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    for n in range(20):
+        assert (await sign_in(client, f"guess{n}@shop.example", PASSWORD)).status == 401
+    assert (await sign_in(client, EMAIL, PASSWORD)).status == 429
+
+
+def test_failures_leave_the_window() -> None:
+    counter = FailureCounter(limit=5, window=900)
+    for second in range(5):
+        assert not counter.blocked("a", now=second)
+        counter.failed("a", now=second)
+    assert counter.blocked("a", now=10) and not counter.blocked("b", now=10)
+    assert counter.blocked("a", now=899)
+    assert not counter.blocked("a", now=900.5)  # the first failure has left the window
+    counter.clear("a")
+    assert not counter.blocked("a", now=11)
+
+
+def console_routes(app: web.Application) -> tuple[set[str], list[tuple[str, str]]]:
+    """The console's public resources and every other (method, path) of its route table."""
+    console_app = next(r.get_info()["app"] for r in app.router.resources()
+                       if r.get_info().get("prefix") == "/console")
+    public = console_app[CONSOLE].public
+    guarded = [(route.method, re.sub(r"\{[^}]+\}", "x", route.resource.canonical))
+               for route in console_app.router.routes() if route.resource not in public]
+    return {r.canonical for r in public}, guarded
+
+
+async def test_every_console_route_refuses_anonymous_visitors_and_shoppers(
+    client: TestClient, settings: Settings
+) -> None:
+    public, guarded = console_routes(client.server.app)
+    assert public == {"/console/login", "/console/static"}
+    assert {("GET", "/console"), ("GET", "/console/api/tickets"),
+            ("POST", "/console/logout")} <= set(guarded)
+    guarded += [("GET", "/console/nope"), ("GET", "/console/api/nope"),
+                ("DELETE", "/console/api/tickets")]
+
+    shopper_cookie = mint_cookie(session_key(settings), anonymous(new_session_id()))
+    token = jwt.encode({"sub": "cust-7", "exp": int(time.time()) + 600}, TOKEN_SECRET,
+                       algorithm="HS256")
+    # Each of these is a real shopper identity (the shopper API takes it) ...
+    assert (await (await client.get("/api/session", cookies={SESSION_COOKIE: shopper_cookie})
+                   ).json())["kind"] == "anonymous"
+    assert (await (await client.get("/api/session", headers={"Authorization": f"Bearer {token}"})
+                   ).json())["kind"] == "customer"
+    visitors: dict[str, dict[str, object]] = {
+        "anonymous": {},
+        "shopper cookie": {"cookies": {SESSION_COOKIE: shopper_cookie}},
+        "shopper cookie as staff": {"cookies": {STAFF_COOKIE: shopper_cookie}},
+        "customer token": {"headers": {"Authorization": f"Bearer {token}"}},
+    }
+    # ... and none opens any console route.
+    for method, path in guarded:
+        for who, extra in visitors.items():
+            client.session.cookie_jar.clear()
+            response = await client.request(method, path, allow_redirects=False, **extra)
+            if path.startswith("/console/api/"):
+                assert response.status == 401, (method, path, who)
+                if method != "HEAD":
+                    assert "Sign in" in (await response.json())["error"]
+            else:
+                assert response.status == 302, (method, path, who)
+                assert response.headers["Location"] == "/console/login"
+    assert (await client.get("/console/static/console.css")).status == 200
+
+
+async def test_only_cookies_signed_with_the_staff_key_count(
+    client: TestClient, settings: Settings, accounts: StaffStore
+) -> None:
+    member = accounts.add(EMAIL, PASSWORD)
+    session = new_session_id()
+    staff_key = staff_session_key(settings)
+    assert staff_key != session_key(settings)
+    cookies = {
+        "shopper key": mint_staff_cookie(session_key(settings), member.staff_id, session),
+        "expired": mint_staff_cookie(staff_key, member.staff_id, session,
+                                     now=time.time() - 8 * 3600 - 5),
+        "tampered": mint_staff_cookie(staff_key, member.staff_id, session)[:-1] + "0",
+        "unknown member": mint_staff_cookie(staff_key, "x" * 16, session),
+    }
+    for why, value in cookies.items():
+        response = await client.get("/console/api/tickets", cookies={STAFF_COOKIE: value})
+        assert response.status == 401, why
+    good = mint_staff_cookie(staff_key, member.staff_id, session)
+    assert read_staff_cookie(staff_key, good) is not None
+    response = await client.get("/console/api/tickets", cookies={STAFF_COOKIE: good})
+    assert response.status == 200
+
+
+async def test_changes_need_the_session_csrf_token(
+    client: TestClient, accounts: StaffStore, settings: Settings, tmp_path: Path
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    assert (await sign_in(client)).status == 303
+    token = await console_csrf(client)
+    async with await app_client(settings, tmp_path) as other:  # another staff session
+        assert (await sign_in(other)).status == 303
+        other_token = await console_csrf(other)
+    assert other_token != token
+
+    refused = [
+        await client.post("/console/logout", allow_redirects=False),
+        await client.post("/console/logout", allow_redirects=False,
+                          headers={"X-CSRF-Token": "0" * 64}),
+        await client.post("/console/logout", allow_redirects=False, data={"csrf": "nope"}),
+        await client.post("/console/logout", allow_redirects=False,
+                          headers={"X-CSRF-Token": other_token}),
+        await client.post("/console/logout", allow_redirects=False,
+                          data={"csrf": csrf_token(session_key(settings), "x" * 24)}),
+    ]
+    assert [r.status for r in refused] == [403] * 5
+    api = await client.delete("/console/api/tickets")
+    assert api.status == 403 and "CSRF" in (await api.json())["error"]
+    assert (await client.get("/console", allow_redirects=False)).status == 200  # still in
+
+    out = await client.post("/console/logout", allow_redirects=False,
+                            headers={"X-CSRF-Token": token})
+    assert out.status == 303 and out.headers["Location"] == "/console/login"
+    assert (await client.get("/console", allow_redirects=False)).status == 302
+
+    assert (await sign_in(client)).status == 303  # and the form field works as well
+    form_out = await client.post("/console/logout", allow_redirects=False,
+                                 data={"csrf": await console_csrf(client)})
+    assert form_out.status == 303
+
+
+async def test_a_disabled_member_loses_access_at_the_next_request(
+    client: TestClient, accounts: StaffStore
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    assert (await sign_in(client)).status == 303
+    assert (await client.get("/console/api/tickets")).status == 200
+    assert accounts.disable(EMAIL)
+    assert (await client.get("/console/api/tickets")).status == 401
+    page = await client.get("/console", allow_redirects=False)
+    assert page.status == 302 and page.headers["Location"] == "/console/login"
+    assert (await sign_in(client)).status == 401
+
+
+async def test_open_tickets_are_listed_with_shopper_text_escaped(
+    client: TestClient, accounts: StaffStore, settings: Settings
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    tickets = TicketStore(open_database(settings.shop_database_url))
+    session = new_session_id()
+    opened = tickets.create(
+        f"web:{session}", "<script>alert('reason')</script>",
+        [{"role": "user", "text": "first message, not among the last three"},
+         {"role": "bot", "text": "How can I help?"},
+         {"role": "user", "text": '<img src=x onerror="alert(1)">'},
+         {"role": "bot", "text": "Fish & chips"}]).ticket
+    closed = tickets.create("telegram:4242", "closed one", [{"role": "user", "text": "hi"}])
+    assert opened is not None and closed.ticket is not None
+    tickets.close(closed.ticket.ticket_id)
+    assert (await sign_in(client)).status == 303
+
+    text = await (await client.get("/console")).text()
+    assert opened.ticket_id in text and closed.ticket.ticket_id not in text
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+    assert "Fish &amp; chips" in text and "not among the last three" not in text
+    assert session not in text and f"web:{session[:6]}…" in text
+
+    payload = await (await client.get("/console/api/tickets")).json()
+    assert [t["ticket_id"] for t in payload["tickets"]] == [opened.ticket_id]
+    view = payload["tickets"][0]
+    assert view["reason"] == "<script>alert('reason')</script>"  # JSON: data, not markup
+    assert view["shopper"] == f"web:{session[:6]}…" and view["turns"] == 4
+    assert [t["text"] for t in view["last_turns"]] == [
+        "How can I help?", '<img src=x onerror="alert(1)">', "Fish & chips"]
