@@ -24,6 +24,7 @@ from shopbot.stack import (
     APP_VENV,
     READY_LINE,
     Service,
+    ServiceGroup,
     Stack,
     StackError,
     action_endpoint_env,
@@ -37,7 +38,7 @@ from shopcore.settings import PROJECT_ROOT, Settings
 
 
 @dataclass
-class Backends:
+class Backends(ServiceGroup):
     """PostgreSQL, Redis and a Chroma server with their data under ``root``: those of the
     three that the settings do not already point at (a shop's own servers are used as
     they are; only the missing ones start here)."""
@@ -92,13 +93,6 @@ class Backends:
             except BaseException:
                 self.stop()
                 raise
-
-    def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
-
-    def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
 
     def restart(self, name: str, down_s: float = 0.0, timeout: float = 60.0) -> None:
         """Stop one backend, keep it down ``down_s`` seconds, start it and wait for it."""

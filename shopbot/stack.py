@@ -256,8 +256,21 @@ class Service:
             pass
 
 
+class ServiceGroup:
+    """Services started together and stopped in reverse order."""
+
+    services: list[Service]
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+
 @dataclass
-class Stack:
+class Stack(ServiceGroup):
     """Action server, Rasa server and demo web server on loopback ports."""
 
     settings: Settings
@@ -376,13 +389,6 @@ class Stack:
         except BaseException:
             self.stop()
             raise
-
-    def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
-
-    def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
 
     def restart(self, name: str, timeout: float = 240.0) -> None:
         """Stop one service (if it still runs) and start it again; back when it answers."""
