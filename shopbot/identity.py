@@ -81,6 +81,24 @@ def _sign(key: bytes, body: str) -> str:
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
+def _signed_fields(key: bytes, value: str | None, version: str,
+                   now: float | None, max_age_s: int) -> tuple[str, str, int] | None:
+    """``(a, b, issued)`` of ``version.a.b.issued.signature`` when we signed it with ``key``
+    and it is not expired (shopper and staff cookies share the shape); else None."""
+    if not value or len(value) > 256:
+        return None
+    body, _, signature = value.rpartition(".")
+    if not hmac.compare_digest(_sign(key, body), signature):
+        return None
+    parts = body.split(".")
+    if len(parts) != 4 or parts[0] != version or not parts[3].isdigit():
+        return None
+    age = (now or time.time()) - int(parts[3])
+    if age < -60 or age > max_age_s:
+        return None
+    return parts[1], parts[2], int(parts[3])
+
+
 def mint_cookie(key: bytes, shopper: Shopper, now: float | None = None) -> str:
     """The cookie value for an anonymous or demo session."""
     code = next(c for c, kind in _KIND_CODES.items() if kind == shopper.kind)
@@ -91,19 +109,11 @@ def mint_cookie(key: bytes, shopper: Shopper, now: float | None = None) -> str:
 def read_cookie(key: bytes, value: str | None, *, demo_mode: bool,
                 now: float | None = None, max_age_s: int = SESSION_MAX_AGE_S) -> Shopper | None:
     """The session in a cookie we signed, or None (missing, tampered, expired, demo off)."""
-    if not value or len(value) > 256:
+    fields = _signed_fields(key, value, _COOKIE_VERSION, now, max_age_s)
+    if fields is None:
         return None
-    body, _, signature = value.rpartition(".")
-    if not hmac.compare_digest(_sign(key, body), signature):
-        return None
-    parts = body.split(".")
-    if len(parts) != 4 or parts[0] != _COOKIE_VERSION or parts[1] not in _KIND_CODES:
-        return None
-    _, code, session, issued = parts
-    if not _SESSION_ID.match(session) or not issued.isdigit():
-        return None
-    age = (now or time.time()) - int(issued)
-    if age < -60 or age > max_age_s:
+    code, session, _ = fields
+    if code not in _KIND_CODES or not _SESSION_ID.match(session):
         return None
     kind = _KIND_CODES[code]
     if kind == "demo":
@@ -133,21 +143,13 @@ def read_staff_cookie(key: bytes, value: str | None, *, now: float | None = None
                       max_age_s: int = STAFF_MAX_AGE_S) -> StaffSession | None:
     """The staff session in a cookie we signed with the staff key, or None (missing,
     tampered, expired, or any other cookie)."""
-    if not value or len(value) > 256:
+    fields = _signed_fields(key, value, _STAFF_VERSION, now, max_age_s)
+    if fields is None:
         return None
-    body, _, signature = value.rpartition(".")
-    if not hmac.compare_digest(_sign(key, body), signature):
+    staff_id, session, issued = fields
+    if not _STAFF_ID.match(staff_id) or not _SESSION_ID.match(session):
         return None
-    parts = body.split(".")
-    if len(parts) != 4 or parts[0] != _STAFF_VERSION:
-        return None
-    _, staff_id, session, issued = parts
-    if not _STAFF_ID.match(staff_id) or not _SESSION_ID.match(session) or not issued.isdigit():
-        return None
-    age = (now or time.time()) - int(issued)
-    if age < -60 or age > max_age_s:
-        return None
-    return StaffSession(staff_id, session, int(issued))
+    return StaffSession(staff_id, session, issued)
 
 
 def csrf_token(key: bytes, session: str) -> str:
