@@ -59,6 +59,14 @@ class StaffMember:
     last_login_at: datetime | None
 
 
+def display_name(email: str) -> str:
+    """What shoppers see of a staff member: 'Ann' for ann.lee@shop.example (never the
+    address itself)."""
+    local = email.partition("@")[0]
+    first = next((p for p in local.replace("_", ".").replace("-", ".").split(".") if p), "")
+    return first[:30].capitalize() or "Our team"
+
+
 def normal_email(email: str) -> str:
     """The form an email is kept and looked up in: trimmed, lower-case."""
     return email.strip().lower()

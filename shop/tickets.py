@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from shopcore.db import Database, as_utc, now_utc, tickets
+from shopcore.db import Database, as_utc, now_utc, tickets, widget_outbox
 from shopcore.ids import short, valid_id
 from shopcore.text import BadInput, clean_text, clip
 
@@ -59,6 +59,8 @@ class Ticket(BaseModel):
     status: TicketStatus
     created_at: datetime
     updated_at: datetime
+    held_by: str | None = None  # the staff member talking with the shopper (their email)
+    held_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -186,17 +188,75 @@ class TicketStore:
         with self.db.read() as conn:
             return _get(conn, tickets.c.status == TicketStatus.OPEN.value, limit)
 
+    def take(self, ticket_id: str, staff_email: str, *, now: datetime | None = None
+             ) -> Ticket | None:
+        """``staff_email`` takes the open ticket's conversation over from the bot; None when
+        the ticket is closed, unknown or already held by somebody else (one person at a time:
+        a conditional update, so two staff clicking at once cannot both win)."""
+        if not valid_id(ticket_id):
+            return None
+        now = as_utc(now) or now_utc()
+        with self.db.write(f"ticket {ticket_id}") as conn:
+            taken = conn.execute(update(tickets).where(
+                tickets.c.ticket_id == ticket_id,
+                tickets.c.status == TicketStatus.OPEN.value,
+                (tickets.c.held_by.is_(None)) | (tickets.c.held_by == staff_email),
+            ).values(held_by=staff_email, held_at=now, updated_at=now)).rowcount == 1
+            found = _get(conn, tickets.c.ticket_id == ticket_id) if taken else []
+        if taken:
+            logger.info("ticket %s taken by staff", ticket_id)
+        return found[0] if found else None
+
+    def untake(self, ticket_id: str, staff_email: str) -> bool:
+        """Undo :meth:`take` (the bot could not be paused): nobody holds the ticket again."""
+        with self.db.write(f"ticket {ticket_id}") as conn:
+            return conn.execute(update(tickets).where(
+                tickets.c.ticket_id == ticket_id, tickets.c.held_by == staff_email,
+            ).values(held_by=None, held_at=None)).rowcount == 1
+
+    def hand_back(self, ticket_id: str, staff_email: str, *, now: datetime | None = None
+                  ) -> Ticket | None:
+        """The holder hands the conversation back to the bot: the ticket is closed. None when
+        ``staff_email`` does not hold it."""
+        if not valid_id(ticket_id):
+            return None
+        now = as_utc(now) or now_utc()
+        with self.db.write(f"ticket {ticket_id}") as conn:
+            done = conn.execute(update(tickets).where(
+                tickets.c.ticket_id == ticket_id, tickets.c.held_by == staff_email,
+                tickets.c.status == TicketStatus.OPEN.value,
+            ).values(status=TicketStatus.CLOSED.value, held_by=None, held_at=None,
+                     updated_at=now)).rowcount == 1
+            found = _get(conn, tickets.c.ticket_id == ticket_id) if done else []
+        if done:
+            logger.info("ticket %s handed back to the bot", ticket_id)
+        return found[0] if found else None
+
+    def holder(self, sender_id: str) -> str | None:
+        """The staff member (email) holding the shopper's conversation, if anyone does."""
+        if not valid_id(sender_id):
+            return None
+        with self.db.read() as conn:
+            return conn.execute(
+                select(tickets.c.held_by).where(tickets.c.sender_id == sender_id,
+                                                tickets.c.status == TicketStatus.OPEN.value,
+                                                tickets.c.held_by.is_not(None))
+                .limit(1)).scalar()
+
     def close(self, ticket_id: str, *, now: datetime | None = None) -> bool:
         with self.db.write(f"ticket {ticket_id}") as conn:
             return conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
-                status=TicketStatus.CLOSED.value, updated_at=as_utc(now) or now_utc())
+                status=TicketStatus.CLOSED.value, held_by=None, held_at=None,
+            updated_at=as_utc(now) or now_utc())
             ).rowcount == 1
 
     def delete_for(self, sender_id: str) -> int:
-        """Delete the shopper's tickets ("forget me"); returns how many."""
+        """Delete the shopper's tickets and what staff wrote them ("forget me"); returns how
+        many tickets."""
         if not valid_id(sender_id):
             return 0
         with self.db.write(sender_id) as conn:
+            conn.execute(delete(widget_outbox).where(widget_outbox.c.sender_id == sender_id))
             return conn.execute(delete(tickets).where(tickets.c.sender_id == sender_id)).rowcount
 
 
@@ -224,6 +284,7 @@ def _get(conn: Connection, where: ColumnElement[bool], limit: int | None = None)
     return [
         Ticket(ticket_id=r.ticket_id, sender_id=r.sender_id, reason=r.reason, intent=r.intent,
                transcript=r.transcript, turns_dropped=r.turns_dropped, status=r.status,
-               created_at=r.created_at, updated_at=r.updated_at)
+               created_at=r.created_at, updated_at=r.updated_at, held_by=r.held_by,
+               held_at=r.held_at)
         for r in rows
     ]

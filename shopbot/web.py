@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ from pydantic import BaseModel, Field, ValidationError
 from retrieval.cards import product_card
 from retrieval.catalog import Product
 from retrieval.store import ProductStore, product_from_metadata
+from shop.staff import display_name
+from shop.tickets import TicketStore
 from shopbot.identity import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
@@ -47,9 +50,12 @@ from shopbot.identity import (
     read_cookie,
     verify_customer_token,
 )
+from shopcore.db import open_database
 from shopcore.images import ImageRejected
 from shopcore.keys import SENDER_HEADER, internal_secret, session_key
+from shopcore.links import LinkStore
 from shopcore.logs import setup_logging
+from shopcore.outbox import WidgetOutbox
 from shopcore.settings import PROJECT_ROOT, Settings, get_settings
 from shopcore.uploads import (
     ACCEPTED_TYPES,
@@ -154,6 +160,45 @@ class Uploads:
 
 
 UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads", Uploads)
+
+
+class Handoffs:
+    """What the widget's poll reads about a human handoff: the messages a person sent the
+    conversation (the outbox Rasa's REST channel writes) and who holds it. The shop database
+    is opened on the first poll, not at start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stores: tuple[LinkStore, WidgetOutbox, TicketStore] | None = None
+        self._lock = threading.Lock()
+
+    def stores(self) -> tuple[LinkStore, WidgetOutbox, TicketStore]:
+        with self._lock:
+            if self._stores is None:
+                database = open_database(self.settings.shop_database_url)
+                self._stores = LinkStore(database), WidgetOutbox(database), TicketStore(database)
+            return self._stores
+
+    def updates(self, sender: str, after: int | None) -> dict[str, Any]:
+        """New messages from a person (none when ``after`` is None: a page just opened
+        starts from the newest), the newest id, and the name of who holds the chat."""
+        links, outbox, tickets = self.stores()
+        conversation = links.canonical(sender)  # a linked chat's messages go to its id
+        holder = tickets.holder(conversation)
+        with_person = display_name(holder) if holder else None
+        if after is None:
+            return {"messages": [], "last": outbox.last_id(conversation),
+                    "with_person": with_person}
+        messages = outbox.since(conversation, after)
+        return {"messages": [{k: v for k, v in m.items() if k != "id"} for m in messages],
+                "last": messages[-1]["id"] if messages else after, "with_person": with_person}
+
+    def holder(self, sender: str) -> str | None:
+        links, _, tickets = self.stores()
+        return tickets.holder(links.canonical(sender))
+
+
+HANDOFFS: web.AppKey[Handoffs] = web.AppKey("handoffs", Handoffs)
 
 
 class UploadRefused(Exception):
@@ -456,8 +501,12 @@ async def chat(request: web.Request) -> web.Response:
         logger.error("rasa unreachable at %s: %r", url, exc)
         return error(503, ONE_MOMENT)
     if not messages:
-        logger.warning("rasa returned no messages for %r", rasa_payload["message"][:100])
-        messages = [{"text": ONE_MOMENT}]
+        if await asyncio.to_thread(request.app[HANDOFFS].holder, shopper.sender):
+            # A person has the conversation: the bot is quiet, they answer by the outbox.
+            messages = []
+        else:
+            logger.warning("rasa returned no messages for %r", rasa_payload["message"][:100])
+            messages = [{"text": ONE_MOMENT}]
     for message in messages:  # the shopper's own id is none of the page's business
         if isinstance(message, dict):
             message.pop("recipient_id", None)
@@ -465,6 +514,24 @@ async def chat(request: web.Request) -> web.Response:
     if fresh:
         set_session_cookie(request, response, shopper)
     return response
+
+
+async def chat_updates(request: web.Request) -> web.Response:
+    """GET /api/chat/updates?after=<id>: what a person from the shop wrote this shopper since
+    message ``after`` (the widget polls; without ``after``, only where to start), and who
+    they are talking with. A browser without a session has no conversation yet."""
+    raw = request.query.get("after")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        return error(400, "after must be a message id")
+    try:
+        shopper, fresh = identify(request)
+    except TokenRejected as rejected:
+        return token_refused(request, rejected)
+    if fresh:
+        return web.json_response({"messages": [], "last": 0, "with_person": None})
+    updates = await asyncio.to_thread(request.app[HANDOFFS].updates, shopper.sender,
+                                      None if raw is None else int(raw))
+    return web.json_response(updates)
 
 
 def unreadable(text: str) -> bool:
@@ -580,6 +647,7 @@ def create_app(
     app[STORE] = store or ProductStore.from_settings(settings)
     app[UPLOADS] = Uploads(UploadStore.from_settings(settings))
     app[LIMITS] = Limits(settings)
+    app[HANDOFFS] = Handoffs(settings)
     app[SESSION_KEY] = session_key(settings)
     app[INTERNAL] = internal_secret(settings)
     app.cleanup_ctx.append(_client)
@@ -592,6 +660,7 @@ def create_app(
     app.router.add_post("/api/session/new", new_session)
     app.router.add_post("/api/session/demo", demo_session)
     app.router.add_post("/api/chat", chat)
+    app.router.add_get("/api/chat/updates", chat_updates)
     for method in ("GET", "POST"):
         app.router.add_route(method, "/webhooks/{channel}/webhook", messaging_webhook)
     app.router.add_post("/api/upload", upload)
@@ -599,7 +668,7 @@ def create_app(
     app.router.add_static("/static/", WEB_DIR)
     from shopbot.console import PREFIX, console_app  # staff only: its own guard (see there)
 
-    app.add_subapp(PREFIX, console_app(settings))
+    app.add_subapp(PREFIX, console_app(settings, app[STORE]))
     return app
 
 

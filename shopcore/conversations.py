@@ -1,5 +1,10 @@
-"""Deleting a shopper's conversation from Rasa's tracker store, and the photos in it.
+"""Reading and deleting a shopper's conversation in Rasa's tracker store (and the photos in it).
 
+Reading: :func:`read_turns` gives the staff console a conversation turn by turn (what the
+shopper wrote with the intent Rasa recognised, what the bot or a staff member answered, when
+a person took over) straight from Rasa's events table, so it works for every channel.
+
+Deleting:
 "Forget me" runs as an action in the middle of a turn; Rasa saves that turn's events only
 after the action answers, so deleting the tracker rows from the action alone leaves the
 last turn behind. The action therefore deletes what is there and *asks* for a purge (a row
@@ -15,6 +20,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -83,6 +89,59 @@ def _tracker(tracker: str | Path) -> Engine | None:
         return None
     with engine.connect() as conn:
         return engine if inspect(conn).has_table(TRACKER_TABLE) else None
+
+
+TURN_EVENTS = ("user", "bot", "pause", "resume")
+MAX_TURNS_READ = 1000
+
+
+def _turn(row_id: int, type_name: str, data: str | None) -> dict[str, Any] | None:
+    """One stored event as the console shows it; None for one it can't read."""
+    try:
+        event = json.loads(data or "{}")
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    turn: dict[str, Any] = {"id": row_id, "ts": event.get("timestamp")}
+    if type_name in ("pause", "resume"):
+        return turn | {"role": "paused" if type_name == "pause" else "resumed", "text": ""}
+    text = event.get("text") if isinstance(event.get("text"), str) else ""
+    if type_name == "user":
+        intent = (event.get("parse_data") or {}).get("intent") or {}
+        return turn | {"role": "user", "text": text, "intent": intent.get("name") or "",
+                       "confidence": intent.get("confidence"),
+                       "channel": event.get("input_channel") or ""}
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    custom = (event.get("data") or {}).get("custom")
+    products = []
+    if isinstance(custom, dict) and custom.get("type") == "product_cards":
+        products = [str(p.get("name", ""))[:120] for p in custom.get("products") or []
+                    if isinstance(p, dict)]
+        text = text or str(custom.get("intro") or "")
+    staff = metadata.get("staff")
+    return turn | {"role": "staff" if isinstance(staff, str) else "bot", "text": text,
+                   "staff": staff if isinstance(staff, str) else None, "products": products}
+
+
+def read_turns(tracker: str | Path, sender_id: str, after: int = 0,
+               limit: int = MAX_TURNS_READ) -> list[dict[str, Any]]:
+    """The conversation's messages (and pauses) with an event id above ``after``, oldest
+    first; each has ``id``, ``role`` (user, bot, staff, paused, resumed), ``text``, ``ts``,
+    and for the shopper's messages the ``intent`` and ``confidence`` Rasa gave them."""
+    if not valid_id(sender_id):
+        return []
+    engine = _tracker(tracker)
+    if engine is None:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_events.c.id, _events.c.type_name, _events.c.data)
+            .where(_events.c.sender_id == sender_id, _events.c.id > after,
+                   _events.c.type_name.in_(TURN_EVENTS))
+            .order_by(_events.c.id.desc()).limit(limit)).all()
+    turns = (_turn(r.id, r.type_name, r.data) for r in reversed(rows))
+    return [t for t in turns if t is not None]
 
 
 def uploads_in_conversation(tracker: str | Path, sender_id: str) -> set[str]:

@@ -172,6 +172,9 @@ tickets = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The staff member (email) talking with the shopper in person; NULL: nobody, the bot.
+    Column("held_by", String(254)),
+    Column("held_at", UTCDateTime),
     Index("tickets_by_sender", "sender_id", "created_at"),
 )
 sender_links = Table(
@@ -218,6 +221,18 @@ product_events = Table(
     Column("event_type", String(16), nullable=False),
     Column("ts", Float, nullable=False),
     Index("product_events_by_sender", "sender_id", "ts"),
+)
+
+# Messages for the chat widget sent outside a turn (a staff member's replies, "you are
+# talking with a person"): written by the REST channel's output channel in Rasa's process,
+# read by the widget's poll through the web server (shopcore.outbox).
+widget_outbox = Table(
+    "widget_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Id, nullable=False),
+    Column("message", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("widget_outbox_by_sender", "sender_id", "id"),
 )
 
 # The shop's staff, who sign in to the web console (shop.staff): argon2 password hashes only.

@@ -788,3 +788,63 @@ def test_credentials_load_with_channels_off_until_configured(tmp_path: Path) -> 
     # No socket.io channel: it would take any sender id from any browser.
     assert enabled == {"rest": None, "telegram": False, "messenger": False,
                        "slack": False, "twilio": False, "signed": False}
+
+
+def staff_events(ch: Channels, sender: str, events: list[dict[str, Any]],
+                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """What the console posts to Rasa's REST channel for a human handoff."""
+    status, body = post(f"{ch.rasa}/webhooks/rest/staff",
+                        json.dumps({"sender": sender, "events": events}).encode(),
+                        {"Content-Type": "application/json",
+                         **(internal_headers(ch.stack) if headers is None else headers)})
+    return status, json.loads(body)
+
+
+def stored_events(ch: Channels, sender: str) -> list[str]:
+    with sqlite3.connect(ch.tracker_db) as db:
+        return [row[0] for row in db.execute(
+            "SELECT type_name FROM events WHERE sender_id = ? ORDER BY id", (sender,))]
+
+
+def test_a_person_takes_over_a_telegram_chat_and_hands_it_back(channels: Channels) -> None:
+    """Human handoff on a messaging platform: the person's messages reach the chat through
+    the platform API, the bot says nothing while they hold it, and answers again after."""
+    ch = channels
+    chat, sender = 1050, "telegram:1050"
+    mark = ch.fake.mark()
+    assert send_telegram(ch, telegram_update(chat, "connect me to an agent"))[0] == 200
+    assert "support team" in telegram_text(ch.fake.turn(mark, to_chat(chat)))
+    ch.wait_events(sender)
+
+    # Only the console (with the internal secret) may do this, and only these events.
+    assert staff_events(ch, sender, [{"event": "pause"}], headers={})[0] == 401
+    assert staff_events(ch, sender, [{"event": "action", "name": "action_restart"}])[0] == 400
+    assert staff_events(ch, sender, [{"event": "bot", "text": ""}])[0] == 400
+
+    mark = ch.fake.mark()
+    status, done = staff_events(ch, sender, [
+        {"event": "pause"},
+        {"event": "bot", "text": "Hi, Ann here from the shop.", "metadata": {"staff": "Ann"}}])
+    assert status == 200, done
+    assert done == {"channel": "telegram", "delivered": True, "paused": True}
+    calls = ch.fake.turn(mark, to_chat(chat))
+    assert telegram_text(calls) == "Hi, Ann here from the shop."
+
+    # Paused: the shopper's message is kept, the bot does not answer it.
+    mark = ch.fake.mark()
+    assert send_telegram(ch, telegram_update(chat, "show me red dresses"))[0] == 200
+    ch.wait_events(sender, 2)
+    assert stored_events(ch, sender)[-1] == "user"
+    time.sleep(QUIET_S)
+    assert ch.fake.since(mark, to_chat(chat)) == []
+
+    status, done = staff_events(ch, sender, [
+        {"event": "bot", "text": "Handing you back.", "metadata": {"staff": "Ann",
+                                                                  "notice": True}},
+        {"event": "resume"}])
+    assert (status, done["paused"]) == (200, False)
+    mark = ch.fake.mark()
+    assert send_telegram(ch, telegram_update(chat, "show me red dresses"))[0] == 200
+    calls = ch.fake.turn(mark, to_chat(chat),
+                         done=lambda calls: any(c.path.endswith("/sendPhoto") for c in calls))
+    assert "red dresses" in telegram_text(calls).lower()

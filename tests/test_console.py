@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from retrieval.store import ProductStore
-from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword
+from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword, display_name
 from shop.tickets import TicketStore
 from shopbot.console.state import CONSOLE, FailureCounter
 from shopbot.identity import (
@@ -39,6 +39,7 @@ from shopbot.identity import (
 from shopbot.web import create_app
 from shopcore.db import Database, close_databases, open_database, staff
 from shopcore.keys import session_key, staff_session_key
+from shopcore.outbox import WidgetOutbox
 from shopcore.settings import Settings
 
 SHOPBOT = Path(sys.executable).parent / "shopbot"
@@ -522,3 +523,146 @@ async def test_open_tickets_are_listed_with_shopper_text_escaped(
     assert view["shopper"] == f"web:{session[:6]}…" and view["turns"] == 4
     assert [t["text"] for t in view["last_turns"]] == [
         "How can I help?", '<img src=x onerror="alert(1)">', "Fish & chips"]
+
+
+# -- human handoff: holding a ticket, the widget outbox, the ticket page -----------------------
+
+OTHER = "bo@shop.example"
+
+
+def test_one_person_at_a_time_holds_a_ticket(database: Database) -> None:
+    tickets = TicketStore(database)
+    ticket = tickets.create("web:handoff-1", "wants a person", []).ticket
+    assert ticket is not None and ticket.held_by is None
+    assert tickets.holder("web:handoff-1") is None
+
+    taken = tickets.take(ticket.ticket_id, EMAIL)
+    assert taken is not None and taken.held_by == EMAIL and taken.held_at is not None
+    assert tickets.take(ticket.ticket_id, OTHER) is None  # somebody has it
+    assert tickets.take(ticket.ticket_id, EMAIL) is not None  # the holder again: fine
+    assert tickets.holder("web:handoff-1") == EMAIL
+    assert tickets.hand_back(ticket.ticket_id, OTHER) is None  # not theirs to hand back
+    # A handoff asked for again while held refreshes the same ticket, still held.
+    again = tickets.create("web:handoff-1", "still waiting", [])
+    assert again.reused and again.ticket is not None and again.ticket.held_by == EMAIL
+
+    back = tickets.hand_back(ticket.ticket_id, EMAIL)
+    assert back is not None and back.status == "closed" and back.held_by is None
+    assert tickets.holder("web:handoff-1") is None
+    assert tickets.take(ticket.ticket_id, OTHER) is None  # closed
+    assert tickets.take("T-\x00", EMAIL) is None
+
+    other = tickets.create("web:handoff-2", "x", []).ticket
+    assert other is not None and tickets.take(other.ticket_id, OTHER) is not None
+    assert tickets.untake(other.ticket_id, OTHER)
+    assert tickets.holder("web:handoff-2") is None
+
+
+def test_the_widget_outbox_keeps_order_per_conversation_and_refuses_junk(
+        database: Database) -> None:
+    outbox = WidgetOutbox(database)
+    assert outbox.last_id("web:box-1") == 0
+    first = outbox.put("web:box-1", {"text": "Hi, Ann here", "staff": "Ann", "timestamp": 1.0,
+                                     "recipient_id": "web:box-1"})
+    outbox.put("web:box-2", {"text": "someone else's"})
+    second = outbox.put("web:box-1", {"text": "x" * 5000, "notice": True})
+    assert first is not None and second is not None and second > first
+    assert outbox.put("web:box-1", {"text": "  "}) is None
+    assert outbox.put("web:box-1", {"image": "http://x/y.png"}) is None
+    assert outbox.put("x" * 500, {"text": "hi"}) is None
+    assert outbox.put("web:\x00", {"text": "hi"}) is None
+    got = outbox.since("web:box-1", 0)
+    assert [m["id"] for m in got] == [first, second]
+    assert got[0] == {"id": first, "text": "Hi, Ann here", "staff": "Ann"}  # nothing else
+    assert len(got[1]["text"]) == 4000 and got[1]["notice"] is True
+    assert outbox.since("web:box-1", first) == [got[1]]
+    assert outbox.last_id("web:box-1") == second
+    tickets = TicketStore(database)
+    tickets.delete_for("web:box-1")  # "forget me" takes what staff wrote with the tickets
+    assert outbox.since("web:box-1", 0) == [] and len(outbox.since("web:box-2", 0)) == 1
+
+
+def test_staff_names_shown_to_shoppers_never_show_the_address() -> None:
+    assert display_name("ann.lee@shop.example") == "Ann"
+    assert display_name("bo_k@shop.example") == "Bo"
+    assert display_name("@shop.example") == "Our team"
+
+
+async def test_the_ticket_page_shows_the_conversation_cart_and_orders(
+    client: TestClient, accounts: StaffStore, settings: Settings
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    database = open_database(settings.shop_database_url)
+    sender = f"web:{new_session_id()}"
+    ticket = TicketStore(database).create(
+        sender, "where is my parcel", [{"role": "user", "text": "<b>where</b> is it?"},
+                                       {"role": "bot", "text": "Let me find someone."}]).ticket
+    assert ticket is not None
+    assert (await sign_in(client)).status == 303
+    page = await client.get(f"/console/tickets/{ticket.ticket_id}")
+    text = await page.text()
+    assert page.status == 200
+    assert "&lt;b&gt;where&lt;/b&gt; is it?" in text and "<b>where</b>" not in text
+    assert 'action="/console/tickets/' + ticket.ticket_id + '/take"' in text
+    assert "Cart</h2><ul class=\"cart\"><li>Empty</li>" in text
+    assert (await client.get("/console/tickets/T-NOPE00")).status == 404
+    assert (await client.get("/console/tickets/..%2F..%2Fetc")).status == 404
+
+    data = await (await client.get(f"/console/api/tickets/{ticket.ticket_id}")).json()
+    # No tracker store in this app: the ticket's own copy of the conversation.
+    assert [t["text"] for t in data["turns"]] == ["<b>where</b> is it?", "Let me find someone."]
+    assert data["held_by"] is None and data["cart"] == [] and data["orders"] == []
+    assert (await client.get(f"/console/api/tickets/{ticket.ticket_id}?after=x")).status == 400
+
+
+async def test_taking_a_ticket_when_the_bot_cannot_be_paused_leaves_it_with_the_bot(
+    client: TestClient, accounts: StaffStore, settings: Settings
+) -> None:
+    """Rasa is not running here: the take fails, says so, and nobody holds the ticket (the
+    bot would otherwise answer a shopper the console claims a person has)."""
+    accounts.add(EMAIL, PASSWORD)
+    tickets = TicketStore(open_database(settings.shop_database_url))
+    ticket = tickets.create("web:unpaused", "help", []).ticket
+    assert ticket is not None
+    assert (await sign_in(client)).status == 303
+    csrf = await console_csrf(client)
+    base = f"/console/tickets/{ticket.ticket_id}"
+    taken = await client.post(f"{base}/take", data={"csrf": csrf}, allow_redirects=False)
+    assert taken.status == 502
+    assert "Could not pause the bot" in await taken.text()
+    assert tickets.holder("web:unpaused") is None
+    # Replying or handing back a conversation one does not hold is refused.
+    for action in ("reply", "hand-back"):
+        refused = await client.post(f"{base}/{action}", data={"csrf": csrf, "text": "hi"},
+                                    allow_redirects=False)
+        assert refused.status == 409, action
+    assert (await client.post(f"{base}/take", allow_redirects=False)).status == 403  # no CSRF
+
+
+async def test_the_widget_poll_gives_a_persons_messages_to_their_shopper_only(
+    client: TestClient, settings: Settings
+) -> None:
+    database = open_database(settings.shop_database_url)
+    mine = anonymous(new_session_id())
+    cookie = {SESSION_COOKIE: mint_cookie(session_key(settings), mine)}
+    outbox = WidgetOutbox(database)
+    outbox.put(mine.sender, {"text": "before the page opened", "staff": "Ann"})
+
+    start = await (await client.get("/api/chat/updates", cookies=cookie)).json()
+    assert start["messages"] == [] and start["last"] > 0 and start["with_person"] is None
+    ticket = TicketStore(database).create(mine.sender, "help", []).ticket
+    assert ticket is not None and TicketStore(database).take(ticket.ticket_id, "ann@x.example")
+    outbox.put(mine.sender, {"text": "Hi, Ann here", "staff": "Ann"})
+    outbox.put("web:somebody-else", {"text": "not yours"})
+    got = await (await client.get(f"/api/chat/updates?after={start['last']}",
+                                  cookies=cookie)).json()
+    assert got["messages"] == [{"text": "Hi, Ann here", "staff": "Ann"}]
+    assert got["with_person"] == "Ann" and got["last"] > start["last"]
+    again = await (await client.get(f"/api/chat/updates?after={got['last']}",
+                                    cookies=cookie)).json()
+    assert again == {"messages": [], "last": got["last"], "with_person": "Ann"}
+
+    nobody = await (await client.get("/api/chat/updates?after=0")).json()
+    assert nobody == {"messages": [], "last": 0, "with_person": None}
+    for bad in ("-1", "abc", "9" * 30, "１２"):
+        assert (await client.get(f"/api/chat/updates?after={bad}", cookies=cookie)).status == 400

@@ -18,7 +18,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, insert, inspect, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    text,
+)
 
 from recsys.data import load_sequences, read_events_db
 from recsys.events import EventType
@@ -35,8 +47,7 @@ from shopcore.migrations.baseline import baseline_metadata
 from shopcore.settings import PROJECT_ROOT, Settings
 from tests.e2e import shopbot
 
-HEAD = "0003"
-TABLES_SINCE = {"staff"}  # tables only migrations ever made (no create_all-era database has them)
+HEAD = "0004"
 ME, OTHER = "shopper-1", "shopper-2"
 ADDRESS = "12 MG Road, Bengaluru 560001"
 OLD_ORDER = {
@@ -104,16 +115,19 @@ def test_a_new_database_migrates_to_head_and_matches_the_tables(any_database_url
 
 
 def test_the_comparison_sees_the_old_schema_differ(any_database_url: str) -> None:
-    """What lets the comparisons here fail: the schema before 0002 lacks checkout_key, and
-    before 0003 the staff table."""
+    """What lets the comparisons here fail: the schema before 0002 lacks checkout_key,
+    before 0003 the staff table, before 0004 the ticket holder and the widget outbox."""
     engine = make_engine(any_database_url)
     baseline_metadata().create_all(engine)
     engine.dispose()
     found = differences(any_database_url)
     assert sorted(d[0] for d in found) == [  # type: ignore[index]
-        "add_column", "add_index", "add_table"]
-    assert "checkout_key" in repr(found)
-    assert [d[1].name for d in found if d[0] == "add_table"] == ["staff"]  # type: ignore[index]
+        "add_column", "add_column", "add_column", "add_index", "add_index", "add_table",
+        "add_table"]
+    assert sorted(d[3].name for d in found if d[0] == "add_column") == [  # type: ignore[index]
+        "checkout_key", "held_at", "held_by"]
+    assert sorted(d[1].name for d in found if d[0] == "add_table") == [  # type: ignore[index]
+        "staff", "widget_outbox"]
 
 
 @pytest.mark.parametrize("made", ["before checkout keys", "with checkout keys"])
@@ -121,9 +135,14 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded_keeping_its_r
     any_database_url: str, made: str
 ) -> None:
     url = any_database_url
-    old = baseline_metadata() if made == "before checkout keys" else metadata
-    # What Database() did before migrations, with that code's tables (staff came with 0003).
-    made_then = [table for name, table in old.tables.items() if name not in TABLES_SINCE]
+    # What Database() did before migrations, with that code's tables: the baseline, and in
+    # the later code the checkout key (staff came with 0003, the ticket holder with 0004).
+    old = baseline_metadata()
+    if made == "with checkout keys":
+        orders_then = old.tables["orders"]
+        orders_then.append_column(Column("checkout_key", String(64)))
+        Index("orders_checkout_key", orders_then.c.checkout_key, unique=True)
+    made_then = list(old.tables.values())
     engine = make_engine(url)
     old.create_all(engine, tables=made_then)
     with engine.begin() as conn:

@@ -232,13 +232,13 @@ def test_search_shows_cards_and_add_to_cart_sends_the_intent(page: Any, shop: Ph
     assert "address" in page.get_by_test_id("bot-message").last.inner_text().lower()
 
 
-def save_readme_screenshot(page: Any) -> None:
+def save_readme_screenshot(page: Any, path: Path = README_SCREENSHOT) -> None:
     """A small PNG for the README: the page at a modest size, in 256 colours."""
     png = page.screenshot()
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)
-    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(README_SCREENSHOT, optimize=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 def test_photo_upload_goes_through_the_upload_endpoint(page: Any, shop: PhotoShop,
@@ -698,3 +698,103 @@ def test_rendering_contract_for_carts_and_untrusted_text(page: Any, shop: PhotoS
     page.get_by_text("Checking out.").wait_for()
     assert sent[-1]["message"] == "/checkout" and user_bubbles(page)[-1] == "Checkout"
     screenshot(page, "cart.png")
+
+
+# -- the staff console: a person takes a widget conversation over ------------------------------
+
+STAFF_EMAIL = "ann@shop.example"
+STAFF_PASSWORD = "correct horse battery staple"
+TICKET_ID = re.compile(r"ticket (T-[0-9A-F]{6})")
+INBOX_SCREENSHOT = PROJECT_ROOT / "docs" / "console-inbox.png"
+
+
+@contextmanager
+def browser_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A page in a context of its own (its own cookies: a second person at another computer)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, **options)
+    context.set_default_timeout(WAIT_MS)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def widget_texts(page: Any, testid: str) -> list[str]:
+    return [t.strip() for t in page.get_by_test_id(testid).all_inner_texts()]
+
+
+def send_without_answer(page: Any, text: str) -> None:
+    """Send while a person holds the chat: the request completes, no bot bubble comes."""
+    before = bot_items(page)
+    page.get_by_test_id("chat-input").fill(text)
+    page.get_by_test_id("chat-send").click()
+    page.wait_for_function(f"() => {WIDGET}.querySelector('[data-testid=chat-typing]').hidden")
+    assert text in user_bubbles(page)
+    assert bot_items(page) == before
+
+
+def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
+        browser: Any, shop: PhotoShop) -> None:
+    """Staff sign in; a shopper asks for a person in the widget (another browser context);
+    the ticket appears in the open console without a reload; staff take it, the shopper is
+    told who they talk with, the bot stays quiet, the reply reaches the widget, and after
+    the hand-back the bot answers again."""
+    from shop.staff import StaffStore
+    from shopcore.db import open_database
+
+    web = shop.stack.web_url
+    StaffStore(open_database(shop.stack.settings.shop_database_url)).add(
+        STAFF_EMAIL, STAFF_PASSWORD)
+    with browser_page(browser) as staff, browser_page(browser, locale="en-IN") as shopper:
+        staff.goto(f"{web}/console")
+        assert staff.url.endswith("/console/login")
+        staff.get_by_label("Email").fill(STAFF_EMAIL)
+        staff.get_by_label("Password").fill(STAFF_PASSWORD)
+        staff.get_by_role("button", name="Sign in").click()
+        staff.wait_for_url(f"{web}/console")
+
+        open_chat(shopper, web)
+        say(shopper, "connect me to an agent")
+        found = TICKET_ID.search(" ".join(widget_texts(shopper, "bot-message")))
+        assert found, widget_texts(shopper, "bot-message")
+        ticket = found.group(1)
+
+        row = staff.locator(f'tr[data-ticket="{ticket}"]')
+        row.wait_for()  # the inbox polls: no reload
+        assert "new" in (row.get_attribute("class") or "")
+        assert "connect me to an agent" in row.inner_text()
+        row.get_by_role("link").click()
+        staff.wait_for_url(f"{web}/console/tickets/{ticket}")
+        asked = staff.locator("#turns li.user", has_text="connect me to an agent")
+        assert "contact_human_agent" in asked.inner_text()
+
+        staff.get_by_role("button", name="Take this conversation").click()
+        staff.get_by_label("Reply to the shopper").wait_for()
+        shopper.get_by_test_id("chat-with-person").wait_for()
+        assert shopper.get_by_test_id("chat-with-person").inner_text() == \
+            "You're chatting with Ann from our team"
+        assert any(n.startswith("You're now chatting with Ann")
+                   for n in widget_texts(shopper, "chat-notice"))
+
+        send_without_answer(shopper, "is the blue one still in stock?")
+        staff.locator("#turns li.user", has_text="is the blue one still in stock?").wait_for()
+
+        staff.get_by_label("Reply to the shopper").fill("Yes - we have it in blue, size M.")
+        staff.get_by_role("button", name="Send").click()
+        staff.locator("#turns li.staff", has_text="we have it in blue").wait_for()
+        shopper.get_by_test_id("staff-message").filter(has_text="we have it in blue").wait_for()
+        assert "Ann (shop team)" in shopper.locator("#shopbot-widget .sbw-from").last.inner_text()
+        screenshot(shopper, "handoff-shopper.png")
+        screenshot(staff, "handoff-console.png")
+        if os.environ.get("SHOPBOT_README_SCREENSHOT") == "1":
+            save_readme_screenshot(staff, INBOX_SCREENSHOT)
+
+        staff.get_by_role("button", name="Hand back to the bot").click()
+        staff.get_by_text("Closed: the bot has the conversation.").wait_for()
+        shopper.get_by_test_id("chat-notice").filter(has_text="handed you back").wait_for()
+        shopper.wait_for_function(
+            f"() => {WIDGET}.querySelector('[data-testid=chat-with-person]').hidden")
+        say(shopper, shop.query)
+        assert shopper.get_by_test_id("chat-product-card").count() > 0

@@ -10,7 +10,10 @@ a request from outside never reaches the bot. Two additions:
   reach the bot under the id of the chat it was linked to (see ``shopcore.links``); only a
   request marked ``"authenticated": true`` (a signed-in customer) may redeem a code;
 - sender ids that look like another channel's (``telegram:...``) are refused, so nobody
-  can read a Telegram shopper's cart by posting their id here.
+  can read a Telegram shopper's cart by posting their id here;
+- ``/webhooks/rest/staff`` lets the staff console pause a conversation, send the shopper a
+  person's replies and resume the bot (:mod:`bot.channels.staff`); messages sent outside a
+  turn reach the widget through the outbox (:meth:`LinkingRestInput.get_output_channel`).
 """
 
 from __future__ import annotations
@@ -29,12 +32,19 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.staff import (
+    OutboxOutput,
+    StaffEventsRefused,
+    append_staff_events,
+    parse_events,
+)
 from bot.trackers import watch_turn
 from shopcore.conversations import Purges
 from shopcore.db import open_database
 from shopcore.ids import is_channel_sender, valid_id
 from shopcore.keys import internal_secret
 from shopcore.links import LinkStore
+from shopcore.outbox import WidgetOutbox
 from shopcore.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -51,13 +61,19 @@ class LinkingRestInput(RestInput):
 
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
-        self.link_store = LinkStore(open_database(settings.shop_database_url))
+        database = open_database(settings.shop_database_url)
+        self.link_store = LinkStore(database)
+        self.outbox = WidgetOutbox(database)
         self.purges = Purges.from_settings(settings)
         self.secret = internal_secret(settings).encode()
 
     def trusted(self, request: Request) -> bool:
         shown = (request.headers.get(INTERNAL_HEADER) or "").encode()
         return hmac.compare_digest(shown, self.secret)
+
+    def get_output_channel(self) -> OutboxOutput:
+        """Messages outside a turn (a staff member's) go to the widget's outbox."""
+        return OutboxOutput(self.outbox)
 
     @staticmethod
     def not_answered() -> HTTPResponse:
@@ -122,5 +138,29 @@ class LinkingRestInput(RestInput):
                 return self.not_answered()
             await asyncio.to_thread(self.purges.run)  # Rasa has saved the turn by now
             return response.json(collector.messages)
+
+        @hook.route("/staff", methods=["POST"])
+        async def staff(request: Request) -> HTTPResponse:
+            if not self.trusted(request):
+                logger.warning("rest refused a staff request without the internal secret "
+                               "from %s", request.ip)
+                return response.json({"error": "not allowed"}, status=401)
+            try:
+                payload = request.json
+            except Exception:  # noqa: BLE001 - Sanic's own error type for bad JSON
+                payload = None
+            sender = payload.get("sender") if isinstance(payload, dict) else None
+            if not valid_id(sender):
+                return response.json({"error": "sender must be a short id"}, status=400)
+            try:
+                events = parse_events(payload.get("events"))
+            except StaffEventsRefused as refused:
+                return response.json({"error": str(refused)}, status=400)
+            try:
+                done = await append_staff_events(request.app, sender, events)
+            except Exception:
+                logger.exception("staff events for a conversation failed")
+                return self.not_answered()
+            return response.json(done)
 
         return hook

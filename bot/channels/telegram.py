@@ -121,6 +121,12 @@ class TelegramInput(ShopInput):
         url = f"{self.api}/file/bot{self.token}/{path}"
         return await download(self.session(), url, self.media_hosts, self.settings.max_upload_bytes)
 
+    def address_from_sender(self, sender: str) -> Any:
+        """The private chat of ``telegram:<user id>`` (a user's private chat has their id),
+        as the number Telegram's chat ids are."""
+        user = super().address_from_sender(sender)
+        return int(user) if isinstance(user, str) and user.lstrip("-").isdigit() else user
+
     async def deliver(self, address: Any, reply: Reply, message: dict[str, Any]) -> None:
         for method, params in telegram_calls(reply, address):
             sent = await self.api_post(self.method_url(method), method, json=params)

@@ -51,6 +51,8 @@
     max_message_chars: 2000,
   };
   const CHAT_TIMEOUT_MS = 45000;
+  const POLL_MS = 3000;          // how often the widget asks for a person's messages
+  const POLL_TIMEOUT_MS = 10000;
   const UPLOAD_TIMEOUT_MS = 60000;
   const SESSION_TIMEOUT_MS = 20000;
   const THUMB_SIDE = 320;
@@ -223,6 +225,7 @@
         transcript: config.storageKey + '.transcript.v2',
         owner: config.storageKey + '.owner',
         open: config.storageKey + '.open',
+        outbox: config.storageKey + '.outbox',  // id of the last message from a person seen
       };
       this.localRemove(config.storageKey + '.sender');  // the old widget's own sender id
       this.limits = Object.assign({}, DEFAULT_LIMITS);
@@ -239,6 +242,44 @@
       this.ready = this.checkOwner(stored, personal);  // every request waits for this first
       this.loadLimits();
       if (config.open || this.sessionGet(this.keys.open) === '1') this.open({ focus: false });
+      this.ready.then(() => this.startPolling());
+    }
+
+    // ---- a person from the shop (human handoff)
+
+    /** Messages from the shop's staff come outside any turn: ask for them every few seconds. */
+    startPolling() {
+      if (this.pollTimer) return;
+      this.pollTimer = setInterval(() => this.pollUpdates(), POLL_MS);
+      this.pollUpdates();
+    }
+
+    async pollUpdates() {
+      if (this.polling || document.hidden) return;
+      this.polling = true;
+      const generation = this.generation;
+      try {
+        const after = this.localGet(this.keys.outbox);
+        const query = after && /^\d+$/.test(after) ? '?after=' + after : '';
+        const { res, data, parsed } = await this.fetchOnce('/api/chat/updates' + query, { method: 'GET' }, POLL_TIMEOUT_MS, false);
+        if (!res.ok || !parsed || !data || generation !== this.generation) return;
+        for (const m of Array.isArray(data.messages) ? data.messages : []) {
+          if (!m || typeof m !== 'object' || !str(m.text)) continue;
+          if (m.notice) this.addEntry({ t: 'notice', text: str(m.text) });
+          else this.addEntry({ t: 'staff', text: str(m.text), from: str(m.staff) });
+        }
+        if (Number.isFinite(data.last)) this.localSet(this.keys.outbox, String(data.last));
+        this.showPerson(typeof data.with_person === 'string' ? data.with_person : '');
+      } catch (e) {
+        /* offline or refused: the next poll tries again */
+      } finally {
+        this.polling = false;
+      }
+    }
+
+    showPerson(name) {
+      this.personBanner.hidden = !name;
+      this.personBanner.textContent = name ? "You're chatting with " + name + ' from our team' : '';
     }
 
     // ---- storage
@@ -363,7 +404,8 @@
         el('span', { class: 'sbw-avatar', 'aria-hidden': 'true', text: (cfg.title.trim()[0] || 'S').toUpperCase() }),
         el('div', { class: 'sbw-header__text' },
           el('h2', { id: 'sbw-title', class: 'sbw-title', text: cfg.title }),
-          cfg.subtitle ? el('p', { class: 'sbw-subtitle', text: cfg.subtitle }) : null),
+          cfg.subtitle ? el('p', { class: 'sbw-subtitle', text: cfg.subtitle }) : null,
+          this.personBanner = el('p', { class: 'sbw-person', 'data-testid': 'chat-with-person', role: 'status', hidden: true })),
         el('button', {
           type: 'button', class: 'sbw-icon-btn', 'data-testid': 'chat-reset',
           'aria-label': 'Start a new conversation', title: 'Start a new conversation', onclick: () => this.onResetClick(),
@@ -537,6 +579,10 @@
       switch (entry.t) {
         case 'user': return this.renderUser(entry);
         case 'bot': return this.renderBot(entry, active);
+        case 'staff': return el('div', { class: 'sbw-msg sbw-msg--bot sbw-msg--staff' },
+          el('span', { class: 'sbw-from', text: (str(entry.from) || 'Our team') + ' (shop team)' }),
+          el('p', { class: 'sbw-bubble sbw-bubble--staff', 'data-testid': 'staff-message', text: str(entry.text) }));
+        case 'notice': return el('p', { class: 'sbw-notice', 'data-testid': 'chat-notice', text: str(entry.text) });
         case 'image': {
           const src = this.safeUrl(entry.url);
           return src ? el('div', { class: 'sbw-msg sbw-msg--bot' },

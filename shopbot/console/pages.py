@@ -1,4 +1,5 @@
-"""The console's first page: the open handoff tickets, as HTML and as JSON.
+"""The console's first page: the open handoff tickets, as HTML and as JSON (which
+``console.js`` polls, so new tickets appear without reloading).
 
 Shoppers are shown by a shortened sender id: enough to tell them apart, while the rest of a
 web shopper's session id (half of what their cookie proves) stays out of staff screens.
@@ -44,6 +45,7 @@ def ticket_view(ticket: Ticket) -> dict[str, Any]:
         "last_turns": [{"role": t.role, "text": clip(t.text, TURN_CHARS)}
                        for t in ticket.transcript[-LAST_TURNS:]],
         "turns": len(ticket.transcript) + ticket.turns_dropped,
+        "held_by": ticket.held_by,
     }
 
 
@@ -62,30 +64,32 @@ def _ticket_html(view: dict[str, Any]) -> str:
     turns = "".join(f'<li class="{h(t["role"])}"><b>{"Shopper" if t["role"] == "user" else "Bot"}'
                     f':</b> {h(t["text"])}</li>' for t in view["last_turns"])
     created = view["created_at"].replace("T", " ").removesuffix("+00:00") + " UTC"
-    return f"""<tr>
-<td><code>{h(view["ticket_id"])}</code></td>
+    holder = h(view["held_by"]) if view["held_by"] else "waiting"
+    return f"""<tr data-ticket="{h(view["ticket_id"])}">
+<td><a href="/console/tickets/{h(view["ticket_id"])}"><code>{h(view["ticket_id"])}</code></a></td>
 <td><code>{h(view["shopper"])}</code></td>
 <td>{h(view["reason"])}</td>
 <td><time datetime="{h(view["created_at"])}">{h(created)}</time></td>
 <td><ol class="turns">{turns}</ol></td>
+<td class="holder">{holder}</td>
 </tr>"""
 
 
 async def index(request: web.Request) -> web.Response:
     """GET /console: the open handoff tickets."""
     views = await _open_tickets(request)
-    if views:
-        rows = "\n".join(_ticket_html(v) for v in views)
-        listing = f"""<table class="tickets">
+    rows = "\n".join(_ticket_html(v) for v in views)
+    body = f"""<h1>Open handoff tickets <small id="ticket-count">({len(views)})</small></h1>
+<p class="empty" id="no-tickets"{" hidden" if views else ""}>No open tickets: nobody is
+waiting for a person.</p>
+<table class="tickets" id="tickets"{"" if views else " hidden"}>
 <thead><tr><th>Ticket</th><th>Shopper</th><th>Reason</th><th>Opened</th>
-<th>Last messages</th></tr></thead>
+<th>Last messages</th><th>With</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
-</table>"""
-    else:
-        listing = '<p class="empty">No open tickets: nobody is waiting for a person.</p>'
-    body = f"<h1>Open handoff tickets <small>({len(views)})</small></h1>\n{listing}"
+</table>
+<script src="/console/static/console.js"></script>"""
     session = request[SESSION]
     return page("Tickets", body, staff_email=request[STAFF].email,
                 csrf=csrf_token(request.app[CONSOLE].key, session.session))

@@ -9,9 +9,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 
+from retrieval.store import ProductStore
+from shop.cart import CartStore
+from shop.orders import OrderStore
 from shop.staff import StaffMember, StaffStore
 from shop.tickets import TicketStore
 from shopbot.identity import StaffSession, client_address
@@ -79,31 +83,49 @@ class LoginLimits:
         self.emails.clear(email)
 
 
+@dataclass(frozen=True)
+class Stores:
+    """The shop stores the console reads and changes."""
+
+    staff: StaffStore
+    tickets: TicketStore
+    carts: CartStore
+    orders: OrderStore
+
+
 class Console:
     """One console app's state."""
 
-    def __init__(self, settings: Settings, key: bytes) -> None:
+    def __init__(self, settings: Settings, key: bytes,
+                 products: ProductStore | None = None) -> None:
         self.settings = settings
         self.key = key
+        self.products = products  # names for the shopper's cart lines
         self.limits = LoginLimits()
         self.checking = asyncio.Semaphore(CHECKS_AT_ONCE)
         self.public: set[AbstractResource] = set()  # sign-in page and static files
-        self._stores: tuple[StaffStore, TicketStore] | None = None
+        self.http: aiohttp.ClientSession | None = None  # to Rasa (set while the app runs)
+        self._stores: Stores | None = None
         self._lock = threading.Lock()
 
-    def _open(self) -> tuple[StaffStore, TicketStore]:
+    def open_stores(self) -> Stores:
+        """The stores, opened on first use (blocking: call from a thread)."""
         with self._lock:
             if self._stores is None:
                 database = open_database(self.settings.shop_database_url)
-                self._stores = StaffStore(database), TicketStore(database)
+                self._stores = Stores(StaffStore(database), TicketStore(database),
+                                      CartStore(database), OrderStore(database))
             return self._stores
 
+    async def stores(self) -> Stores:
+        """The stores (the first call opens the database, maybe migrating it: a thread)."""
+        return self._stores or await asyncio.to_thread(self.open_stores)
+
     async def staff(self) -> StaffStore:
-        """The staff store (the first call opens the database, maybe migrating it: a thread)."""
-        return self._stores[0] if self._stores else (await asyncio.to_thread(self._open))[0]
+        return (await self.stores()).staff
 
     async def tickets(self) -> TicketStore:
-        return self._stores[1] if self._stores else (await asyncio.to_thread(self._open))[1]
+        return (await self.stores()).tickets
 
     def address(self, request: web.Request) -> str:
         """The client's address (through a trusted proxy, the one it reports), as
