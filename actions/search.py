@@ -106,6 +106,8 @@ def run_search(
         dispatcher.utter_message(text=BROKEN_PHOTO_TEXT if photo else BROKEN_TEXT)
         return []
     ref = photo_ref if photo else None
+    if not page:  # a new search, not "show more"
+        shop.log_search(tracker.sender_id, query, result, photo is not None)
     if not result.products:
         if page:
             dispatcher.utter_message(text="That's everything like it I have." if photo else

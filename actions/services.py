@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from recsys.events import EventType
 from recsys.serving import Recommender
 from retrieval.catalog import Product
-from retrieval.search import ProductSearch
+from retrieval.search import ProductSearch, SearchResult
 from retrieval.store import CatalogVersion, ProductStore
 from shop.records import ShopRecords, policy_terms
 from shopcore.settings import Settings, get_settings
@@ -124,6 +124,19 @@ class Services:
             self.records.events.log(sender_id, list(product_ids), event_type)
         except Exception:
             logger.exception("could not log %s events for %s", event_type, sender_id)
+
+    def log_search(self, sender_id: str, query: str, result: SearchResult | None,
+                   photo: bool) -> None:
+        """Record a new search and what it found (the console's insights); never breaks
+        the reply."""
+        try:
+            self.records.searches.log(
+                sender_id, query, kind="photo" if photo else "text",
+                results=len(result.products) if result else 0,
+                exact=result.exact_matches if result else None,
+                relaxed=result.relaxed if result else ())
+        except Exception:
+            logger.exception("could not log a search for %s", sender_id)
 
     def warm_up(self) -> None:
         """Open the store, load the models and the shop database before the first shopper:

@@ -1,8 +1,8 @@
 """'Forget me': delete everything the shop holds about one shopper, and say what was done.
 
 Deleted, for the shopper and every chat linked to them (channel linking): profile, cart,
-support tickets, the interaction log (recsys events), link rows and codes, the photos they
-sent, and the conversation in Rasa's tracker store.
+support tickets, the interaction log (recsys events), the search log, link rows and codes,
+the photos they sent, and the conversation in Rasa's tracker store.
 Kept: orders, because a shop must keep its sales records (invoices) for accounting and tax.
 They are anonymised instead (see ``OrderStore.anonymise``): no longer linked to the shopper,
 and finished orders lose their delivery address; orders still on their way keep it until
@@ -26,6 +26,7 @@ from shop.cart import CartStore
 from shop.events import EventLog
 from shop.orders import OrderStore
 from shop.profile import ProfileStore
+from shop.searches import SearchLog
 from shop.tickets import TicketStore
 from shopcore.conversations import forget_conversation
 from shopcore.ids import short, valid_id
@@ -65,6 +66,7 @@ def forget_shopper(
     tickets: TicketStore | None = None,
     events: EventLog | None = None,
     links: SenderLinks | None = None,
+    searches: SearchLog | None = None,
     tracker: str | Path | None = None,
     uploads: UploadStore | None = None,
 ) -> ForgetReport:
@@ -84,6 +86,7 @@ def forget_shopper(
         "tickets": tickets.delete_for if tickets else None,
         "events": events.forget if events else None,
         "links": links.forget if links else None,
+        "searches": searches.delete_for if searches else None,
         "conversation": ((lambda s: forget_conversation(tracker, uploads, s)[0])
                          if tracker is not None else None),
     }

@@ -12,6 +12,7 @@ from shop.orders import OrderStore
 from shop.privacy import ForgetReport, combined, forget_shopper
 from shop.profile import ProfileStore
 from shop.rules import OrderRules
+from shop.searches import SearchLog
 from shop.tickets import TicketStore
 from shopcore.conversations import request_purge
 from shopcore.db import Database, open_database
@@ -34,6 +35,7 @@ class ShopRecords:
     tickets: TicketStore
     events: EventLog
     links: LinkStore
+    searches: SearchLog
     tracker: str | None = None  # Rasa's tracker store, an SQLAlchemy URL
     uploads: UploadStore | None = None
 
@@ -47,7 +49,8 @@ class ShopRecords:
                    cart=CartStore(database), profiles=ProfileStore(database),
                    tickets=TicketStore(database, contact_hours=contact_hours),
                    events=EventLog(database), links=LinkStore(database),
-                   tracker=settings.tracker_store_url, uploads=UploadStore.from_settings(settings))
+                   searches=SearchLog(database), tracker=settings.tracker_store_url,
+                   uploads=UploadStore.from_settings(settings))
 
     def forget(self, sender_id: str) -> ForgetReport:
         """'Forget me': everything held about the shopper and every chat linked to them (see
@@ -57,6 +60,7 @@ class ShopRecords:
         reports = [forget_shopper(chat, orders=self.orders, cart=self.cart,
                                   profile=self.profiles, tickets=self.tickets,
                                   events=self.events, links=self.links,
+                                  searches=self.searches,
                                   tracker=self.tracker, uploads=self.uploads)
                    for chat in chats]
         if valid_id(sender_id):

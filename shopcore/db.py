@@ -223,6 +223,22 @@ product_events = Table(
     Index("product_events_by_sender", "sender_id", "ts"),
 )
 
+# Every new product search (not "show more"): what was asked, how many products came back
+# and what had to be relaxed: the console's "what the catalog lacks" (shop.searches).
+searches = Table(
+    "searches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Id, nullable=False),
+    Column("query", Text, nullable=False),  # the shopper's words ("" for a bare photo)
+    Column("kind", String(8), nullable=False),  # text | photo
+    Column("results", Integer, nullable=False),  # products shown on the first page
+    Column("exact", Integer),  # how many matched everything asked (NULL: not counted)
+    Column("relaxed", String(120), nullable=False, server_default=""),  # e.g. "price,colour"
+    Column("ts", Float, nullable=False),
+    Index("searches_ts", "ts"),
+    Index("searches_by_sender", "sender_id", "ts"),
+)
+
 # Messages for the chat widget sent outside a turn (a staff member's replies, "you are
 # talking with a person"): written by the REST channel's output channel in Rasa's process,
 # read by the widget's poll through the web server (shopcore.outbox).

@@ -47,7 +47,7 @@ from shopcore.migrations.baseline import baseline_metadata
 from shopcore.settings import PROJECT_ROOT, Settings
 from tests.e2e import shopbot
 
-HEAD = "0004"
+HEAD = "0005"
 ME, OTHER = "shopper-1", "shopper-2"
 ADDRESS = "12 MG Road, Bengaluru 560001"
 OLD_ORDER = {
@@ -116,18 +116,19 @@ def test_a_new_database_migrates_to_head_and_matches_the_tables(any_database_url
 
 def test_the_comparison_sees_the_old_schema_differ(any_database_url: str) -> None:
     """What lets the comparisons here fail: the schema before 0002 lacks checkout_key,
-    before 0003 the staff table, before 0004 the ticket holder and the widget outbox."""
+    before 0003 the staff table, before 0004 the ticket holder and the widget outbox,
+    before 0005 the search log."""
     engine = make_engine(any_database_url)
     baseline_metadata().create_all(engine)
     engine.dispose()
     found = differences(any_database_url)
     assert sorted(d[0] for d in found) == [  # type: ignore[index]
-        "add_column", "add_column", "add_column", "add_index", "add_index", "add_table",
-        "add_table"]
+        "add_column", "add_column", "add_column", "add_index", "add_index", "add_index",
+        "add_index", "add_table", "add_table", "add_table"]
     assert sorted(d[3].name for d in found if d[0] == "add_column") == [  # type: ignore[index]
         "checkout_key", "held_at", "held_by"]
     assert sorted(d[1].name for d in found if d[0] == "add_table") == [  # type: ignore[index]
-        "staff", "widget_outbox"]
+        "searches", "staff", "widget_outbox"]
 
 
 @pytest.mark.parametrize("made", ["before checkout keys", "with checkout keys"])
@@ -272,6 +273,21 @@ def test_every_store_and_forget_me_round_trip(
         assert [(user, item) for user, item, _, _ in logged] == [
             (ME, "900001"), (ME, "900002"), (OTHER, "900003")]
         assert load_sequences(any_database_url, table="product_events").n_interactions == 3
+        log = records.searches
+        log.log(ME, "Red  Dresses", kind="text", results=5, exact=5, ts=100)
+        log.log(OTHER, "red dresses", kind="text", results=0, ts=101)
+        log.log(OTHER, "gold sneakers", kind="text", results=4, exact=0,
+                relaxed=["colour"], ts=102)
+        log.log(OTHER, "", kind="photo", results=5, ts=103)
+        log.log(OTHER, "old", kind="text", results=0, ts=10)  # before the period
+        assert [(c.query, c.searches, c.nothing_found, c.relaxed)
+                for c in log.counts(50, 200)] == [
+            ("red dresses", 2, 1, 0), ("gold sneakers", 1, 0, 1)]
+        log.log(ME, "gold sneakers", kind="text", results=0, ts=104)
+        assert [(c.query, c.nothing_found + c.relaxed)
+                for c in log.counts(50, 200, problems_only=True)] == [
+            ("gold sneakers", 2), ("red dresses", 1)]
+        assert log.outcomes([ME, OTHER, "nobody"]) == {ME: (1, 1), OTHER: (2, 2)}
 
         uploads = records.uploads
         assert uploads is not None
@@ -286,6 +302,7 @@ def test_every_store_and_forget_me_round_trip(
         assert report.ok, report.failed
         assert report.deleted["conversation"] == 3 and report.deleted["events"] == 2
         assert report.deleted["profile"] == 1 and report.deleted["tickets"] == 1
+        assert report.deleted["searches"] == 2 and ME not in log.outcomes([ME, OTHER])
         assert report.orders_anonymised == 1
         assert not (uploads.directory / ref).exists()
         assert records.profiles.get(ME).is_empty and records.tickets.for_sender(ME) == []
