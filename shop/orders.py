@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -297,6 +297,20 @@ class OrderStore:
             return []
         with self.db.read() as conn:
             return _load(conn, _orders.c.sender_id == sender_id, limit=limit)
+
+    def placed_by(self, sender_ids: Iterable[str], since: datetime | None = None
+                  ) -> dict[str, int]:
+        """How many orders each of these shoppers placed (since ``since``): who bought."""
+        wanted = [s for s in set(sender_ids) if valid_id(s)]
+        if not wanted:
+            return {}
+        where = _orders.c.sender_id.in_(wanted)
+        if since is not None:
+            where = where & (_orders.c.placed_at >= since)
+        with self.db.read() as conn:
+            rows = conn.execute(select(_orders.c.sender_id, func.count())
+                                .where(where).group_by(_orders.c.sender_id))
+            return {sender: int(n) for sender, n in rows}
 
     def track(self, sender_id: str, order_text: str) -> OrderOutcome:
         """Where an order is ("where is my order SB-100234?")."""

@@ -24,15 +24,19 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Float,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
+    func,
     insert,
     inspect,
+    or_,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -40,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from shopcore.db import BUSY_TIMEOUT_S, Database, as_url, driver_url, pending_purges
-from shopcore.ids import short, valid_id
+from shopcore.ids import CHANNEL_PREFIXES, short, valid_id
 from shopcore.settings import Settings
 from shopcore.uploads import REF_PATTERN, UploadStore
 
@@ -53,6 +57,9 @@ _events = Table(
     Column("id", Integer, primary_key=True),
     Column("sender_id", String(255), nullable=False),
     Column("type_name", String(255), nullable=False),
+    Column("timestamp", Float),
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
     Column("data", Text),
 )
 
@@ -142,6 +149,86 @@ def read_turns(tracker: str | Path, sender_id: str, after: int = 0,
             .order_by(_events.c.id.desc()).limit(limit)).all()
     turns = (_turn(r.id, r.type_name, r.data) for r in reversed(rows))
     return [t for t in turns if t is not None]
+
+
+FALLBACK_ACTIONS = ("action_fallback", "action_default_fallback")
+WIDGET_PREFIXES = ("web:", "customer:", "demo:")
+
+
+def channel_of(sender_id: str) -> str:
+    """Where a conversation happens, from the sender id's namespace."""
+    prefix = sender_id.partition(":")[0] + ":"
+    if prefix in WIDGET_PREFIXES:
+        return "widget"
+    return prefix[:-1] if prefix in CHANNEL_PREFIXES else "other"
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def list_conversations(
+    tracker: str | Path, *, since: float, until: float, shopper: str = "",
+    channel: str = "", intent: str = "", text: str = "", limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Conversations with events in ``[since, until)``, the latest first: ``key`` (an event
+    id of theirs, what the console links by), ``sender_id``, ``started`` and ``last`` (epoch
+    seconds), ``turns`` (shopper messages), ``handed_off``, ``fell_back``, ``intents``
+    (intent: count). Filters: sender id prefix, channel, a recognised intent, words the
+    shopper wrote."""
+    engine = _tracker(tracker)
+    if engine is None:
+        return []
+    user = _events.c.type_name == "user"
+    flag = lambda condition: func.max(case((condition, 1), else_=0))  # noqa: E731
+    where = [_events.c.timestamp >= since, _events.c.timestamp < until]
+    if shopper:
+        where.append(_events.c.sender_id.like(_like_prefix(shopper), escape="\\"))
+    if channel:
+        prefixes = WIDGET_PREFIXES if channel == "widget" else (f"{channel}:",)
+        where.append(or_(*(_events.c.sender_id.like(_like_prefix(p), escape="\\")
+                           for p in prefixes)))
+    statement = (
+        select(_events.c.sender_id, func.min(_events.c.id).label("key"),
+               func.min(_events.c.timestamp).label("started"),
+               func.max(_events.c.timestamp).label("last"),
+               func.sum(case((user, 1), else_=0)).label("turns"),
+               flag(_events.c.action_name == "action_handoff").label("handed_off"),
+               flag((_events.c.intent_name == "nlu_fallback")
+                    | _events.c.action_name.in_(FALLBACK_ACTIONS)).label("fell_back"))
+        .where(*where).group_by(_events.c.sender_id))
+    if intent:
+        statement = statement.having(flag(user & (_events.c.intent_name == intent)) == 1)
+    if text:
+        pattern = "%" + _like_prefix(text.lower())
+        statement = statement.having(
+            flag(user & func.lower(_events.c.data).like(pattern, escape="\\")) == 1)
+    with engine.connect() as conn:
+        rows = conn.execute(statement.order_by(func.max(_events.c.timestamp).desc())
+                            .limit(limit)).all()
+        senders = [r.sender_id for r in rows]
+        intents: dict[str, dict[str, int]] = {s: {} for s in senders}
+        if senders:
+            for sender, name, count in conn.execute(
+                    select(_events.c.sender_id, _events.c.intent_name, func.count())
+                    .where(_events.c.sender_id.in_(senders), user, *where[:2])
+                    .group_by(_events.c.sender_id, _events.c.intent_name)):
+                if name:
+                    intents[sender][name] = int(count)
+    return [{"key": r.key, "sender_id": r.sender_id, "channel": channel_of(r.sender_id),
+             "started": r.started, "last": r.last, "turns": int(r.turns or 0),
+             "handed_off": bool(r.handed_off), "fell_back": bool(r.fell_back),
+             "intents": intents[r.sender_id]} for r in rows]
+
+
+def sender_of(tracker: str | Path, key: int) -> str | None:
+    """The conversation an event id belongs to (the console's links name conversations by
+    an event id, so sender ids - half of a web shopper's session - stay out of URLs)."""
+    engine = _tracker(tracker)
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        return conn.execute(select(_events.c.sender_id).where(_events.c.id == key)).scalar()
 
 
 def uploads_in_conversation(tracker: str | Path, sender_id: str) -> set[str]:

@@ -4,6 +4,7 @@ tickets page against ``create_app`` with a real SQLite shop database."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -20,9 +21,21 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+)
 
 from retrieval.store import ProductStore
+from shop.searches import SearchLog
 from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword, display_name
 from shop.tickets import TicketStore
 from shopbot.console.state import CONSOLE, FailureCounter
@@ -666,3 +679,104 @@ async def test_the_widget_poll_gives_a_persons_messages_to_their_shopper_only(
     assert nobody == {"messages": [], "last": 0, "with_person": None}
     for bad in ("-1", "abc", "9" * 30, "１２"):
         assert (await client.get(f"/api/chat/updates?after={bad}", cookies=cookie)).status == 400
+
+
+# -- conversations: list, search, one conversation, CSV ----------------------------------------
+
+RASA_EVENTS = Table(  # Rasa 3.6's SQLTrackerStore table, as Rasa makes it
+    "events", MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255), nullable=False, index=True),
+    Column("type_name", String(255), nullable=False),
+    Column("timestamp", Float),
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
+    Column("data", Text),
+)
+
+
+def rasa_saves(url: str, sender: str, ts: float, turns: list[tuple[str, str, str | None]]
+               ) -> None:
+    """Events as Rasa stores them: (kind, text or action, intent) per event."""
+    engine = create_engine(url)
+    RASA_EVENTS.create(engine, checkfirst=True)
+    rows = []
+    for i, (kind, what, intent) in enumerate(turns):
+        data: dict[str, object] = {"event": kind, "timestamp": ts + i}
+        if kind == "user":
+            data |= {"text": what, "parse_data": {"intent": {"name": intent, "confidence": 0.9}},
+                     "input_channel": "rest"}
+        elif kind == "bot":
+            data |= {"text": what, "data": {}, "metadata": {}}
+        else:
+            data |= {"name": what}
+        rows.append({"sender_id": sender, "type_name": kind, "timestamp": ts + i,
+                     "intent_name": intent if kind == "user" else None,
+                     "action_name": what if kind == "action" else None,
+                     "data": json.dumps(data)})
+    with engine.begin() as conn:
+        conn.execute(insert(RASA_EVENTS), rows)
+    engine.dispose()
+
+
+async def test_conversations_are_listed_searched_opened_and_exported(
+    client: TestClient, accounts: StaffStore, settings: Settings
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    tracker = settings.tracker_store_url
+    now = time.time()
+    web_sender = f"web:{new_session_id()}"
+    rasa_saves(tracker, web_sender, now - 3600, [
+        ("user", "show me red dresses", "search_product"),
+        ("action", "action_search_products", None), ("bot", "Here are some red dresses:", None),
+        ("user", "=HYPERLINK(\"http://evil\") <b>x</b>", "nlu_fallback"),
+        ("action", "action_fallback", None), ("bot", "Sorry?", None)])
+    rasa_saves(tracker, "telegram:77", now - 7200, [
+        ("user", "connect me to an agent", "contact_human_agent"),
+        ("action", "action_handoff", None), ("bot", "I've passed this on.", None)])
+    rasa_saves(tracker, "telegram:old", now - 90 * 86400, [("user", "hello", "greet")])
+    database = open_database(settings.shop_database_url)
+    SearchLog(database).log(web_sender, "show me red dresses", kind="text", results=5, ts=now)
+    assert (await sign_in(client)).status == 303
+
+    async def listed(query: str = "") -> list[str]:
+        page = await client.get("/console/conversations" + query)
+        assert page.status == 200
+        return re.findall(r'href="/console/conversations/\d+"><code>([^<]+)</code>',
+                          await page.text())
+
+    web_label = f"web:{web_sender[4:10]}…"
+    assert await listed() == [web_label, "telegram:77"]  # latest first; the old one is out
+    assert await listed("?channel=telegram") == ["telegram:77"]
+    assert await listed("?intent=contact_human_agent") == ["telegram:77"]
+    assert await listed("?text=RED+dress") == [web_label]
+    assert await listed("?text=100%25") == []  # LIKE wildcards are matched as text
+    assert await listed(f"?shopper={web_sender[:8]}") == [web_label]
+    assert await listed("?outcome=handoff") == ["telegram:77"]
+    assert await listed("?outcome=found") == [web_label]
+    assert await listed("?outcome=fallback") == [web_label]
+    assert await listed("?outcome=bought") == []
+    old_day = time.strftime("%Y-%m-%d", time.gmtime(now - 90 * 86400))
+    assert await listed(f"?from={old_day}&to={old_day}") == ["telegram:old"]
+    refused = await client.get("/console/conversations?from=yesterday")
+    assert refused.status == 400 and "Dates must look like" in await refused.text()
+    assert (await client.get("/console/conversations?from=2026-12-06&to=2026-01-01")).status \
+        == 400
+
+    text = await (await client.get("/console/conversations")).text()
+    key = re.search(r'href="/console/conversations/(\d+)"><code>' + re.escape(web_label),
+                    text).group(1)  # type: ignore[union-attr]
+    one = await client.get(f"/console/conversations/{key}")
+    body = await one.text()
+    assert one.status == 200 and web_sender not in body
+    assert "show me red dresses" in body and "search_product 0.90" in body
+    assert "&lt;b&gt;x&lt;/b&gt;" in body and "<b>x</b>" not in body
+    for missing in ("999999", "abc", "1" * 30):
+        assert (await client.get(f"/console/conversations/{missing}")).status == 404
+
+    exported = await client.get("/console/conversations.csv?channel=widget")
+    assert exported.status == 200 and exported.content_type == "text/csv"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(await exported.text())))
+    assert rows[0][:2] == ["shopper", "channel"] and len(rows) == 2
+    assert rows[1][0] == web_label and rows[1][6] == "found fallback"

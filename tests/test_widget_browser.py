@@ -767,6 +767,7 @@ def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
         assert "connect me to an agent" in row.inner_text()
         row.get_by_role("link").click()
         staff.wait_for_url(f"{web}/console/tickets/{ticket}")
+        shopper_label = staff.locator(".meta code").inner_text()
         asked = staff.locator("#turns li.user", has_text="connect me to an agent")
         assert "contact_human_agent" in asked.inner_text()
 
@@ -798,3 +799,15 @@ def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
             f"() => {WIDGET}.querySelector('[data-testid=chat-with-person]').hidden")
         say(shopper, shop.query)
         assert shopper.get_by_test_id("chat-product-card").count() > 0
+
+        # The conversation, found by its outcome, turn by turn.
+        staff.get_by_role("link", name="Conversations").click()
+        staff.get_by_label("Outcome").select_option("handoff")
+        staff.get_by_role("button", name="Search").click()
+        row = staff.locator("#conversations tr", has_text=shopper_label)
+        # (what the shopper wrote to Ann was no intent the bot knows: NLU fell back on it)
+        assert row.locator(".badge").all_inner_texts() == [
+            "found products", "fell back", "handed off"]
+        row.get_by_role("link").click()
+        assert staff.locator("li.staff", has_text="we have it in blue").count() == 1
+        assert staff.locator("li.user", has_text="is the blue one still in stock?").count() == 1

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from retrieval.store import ProductStore
-from shopbot.console import auth, inbox, pages
+from shopbot.console import auth, conversations, inbox, pages
 from shopbot.console.state import CONSOLE, Console
 from shopcore.keys import staff_session_key
 from shopcore.settings import Settings
@@ -44,6 +44,9 @@ def console_app(settings: Settings, products: ProductStore | None = None) -> web
     app.router.add_post("/tickets/{ticket_id}/take", inbox.take)
     app.router.add_post("/tickets/{ticket_id}/reply", inbox.send_reply)
     app.router.add_post("/tickets/{ticket_id}/hand-back", inbox.hand_back)
+    app.router.add_get("/conversations", conversations.conversations_page)
+    app.router.add_get("/conversations.csv", conversations.conversations_csv)
+    app.router.add_get("/conversations/{key}", conversations.conversation_page)
     static = app.router.add_static("/static/", STATIC_DIR)
     console.public = {login, static}
     return app

@@ -45,7 +45,8 @@ def _turns(console: Console, ticket: Ticket, after: int) -> list[dict[str, Any]]
     return [{"id": 0, "role": t.role, "text": t.text, "ts": t.ts} for t in ticket.transcript]
 
 
-def _shopper_things(console: Console, sender_id: str) -> dict[str, Any]:
+def shopper_things(console: Console, sender_id: str) -> dict[str, Any]:
+    """The shopper's cart (with product names) and latest orders."""
     stores = console.open_stores()
     lines = stores.carts.lines(sender_id)
     names = {}
@@ -62,7 +63,7 @@ def _shopper_things(console: Console, sender_id: str) -> dict[str, Any]:
 async def ticket_data(request: web.Request, ticket: Ticket, after: int = 0) -> dict[str, Any]:
     console = request.app[CONSOLE]
     turns = await asyncio.to_thread(_turns, console, ticket, after)
-    things = await asyncio.to_thread(_shopper_things, console, ticket.sender_id)
+    things = await asyncio.to_thread(shopper_things, console, ticket.sender_id)
     return {**ticket_view(ticket), "status": ticket.status.value,
             "held_by": ticket.held_by, "mine": ticket.held_by == request[STAFF].email,
             "turns": turns, **things}
@@ -78,7 +79,7 @@ async def ticket_api(request: web.Request) -> web.Response:
     return web.json_response(await ticket_data(request, ticket, after))
 
 
-def _turn_html(turn: dict[str, Any]) -> str:
+def turn_html(turn: dict[str, Any]) -> str:
     role = turn["role"]
     if role in ("paused", "resumed"):
         what = "A person took over" if role == "paused" else "Handed back to the bot"
@@ -133,7 +134,7 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 200
     data = await ticket_data(request, ticket)
     csrf = csrf_token(request.app[CONSOLE].key, request[SESSION].session)
     base = f"/console/tickets/{ticket.ticket_id}"
-    turns = "".join(_turn_html(t) for t in data["turns"])
+    turns = "".join(turn_html(t) for t in data["turns"])
     last = max((t["id"] for t in data["turns"]), default=0)
     problem = f'<p class="error" role="alert">{h(error)}</p>' if error else ""
     body = f"""<p><a href="/console">← Open tickets</a></p>

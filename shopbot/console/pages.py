@@ -91,7 +91,7 @@ waiting for a person.</p>
 </table>
 <script src="/console/static/console.js"></script>"""
     session = request[SESSION]
-    return page("Tickets", body, staff_email=request[STAFF].email,
+    return page("Tickets", body, staff_email=request[STAFF].email, section="Inbox",
                 csrf=csrf_token(request.app[CONSOLE].key, session.session))
 
 

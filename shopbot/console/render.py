@@ -12,6 +12,7 @@ from html import escape
 from aiohttp import web
 
 STATIC = "/console/static"
+SECTIONS = (("/console", "Inbox"), ("/console/conversations", "Conversations"))
 
 
 def h(value: object) -> str:
@@ -20,11 +21,15 @@ def h(value: object) -> str:
 
 
 def page(title: str, body: str, *, status: int = 200, staff_email: str = "",
-         csrf: str = "") -> web.Response:
+         csrf: str = "", section: str = "") -> web.Response:
     """A whole console page; with ``staff_email``, the header has the sign-out button
     (a form carrying the session's CSRF token)."""
-    account = ""
+    account = nav = ""
     if staff_email:
+        current = ' aria-current="page"'
+        links = "".join(f'<a href="{href}"{current if label == section else ""}>{label}</a>'
+                        for href, label in SECTIONS)
+        nav = f'<nav class="sections">{links}</nav>'
         account = (
             f'<form class="account" method="post" action="/console/logout">'
             f'<span>{h(staff_email)}</span>'
@@ -41,7 +46,7 @@ def page(title: str, body: str, *, status: int = 200, staff_email: str = "",
 <link rel="stylesheet" href="{STATIC}/console.css">
 </head>
 <body>
-<header><a class="brand" href="/console">shopbot console</a>{account}</header>
+<header><a class="brand" href="/console">shopbot console</a>{nav}{account}</header>
 <main>
 {body}
 </main>

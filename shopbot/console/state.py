@@ -16,6 +16,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 from retrieval.store import ProductStore
 from shop.cart import CartStore
 from shop.orders import OrderStore
+from shop.searches import SearchLog
 from shop.staff import StaffMember, StaffStore
 from shop.tickets import TicketStore
 from shopbot.identity import StaffSession, client_address
@@ -91,6 +92,7 @@ class Stores:
     tickets: TicketStore
     carts: CartStore
     orders: OrderStore
+    searches: SearchLog
 
 
 class Console:
@@ -114,7 +116,8 @@ class Console:
             if self._stores is None:
                 database = open_database(self.settings.shop_database_url)
                 self._stores = Stores(StaffStore(database), TicketStore(database),
-                                      CartStore(database), OrderStore(database))
+                                      CartStore(database), OrderStore(database),
+                                      SearchLog(database))
             return self._stores
 
     async def stores(self) -> Stores:
