@@ -129,12 +129,15 @@ class Services:
                    photo: bool) -> None:
         """Record a new search and what it found (the console's insights); never breaks
         the reply."""
+        seen = result.classification if result else None
         try:
             self.records.searches.log(
                 sender_id, query, kind="photo" if photo else "text",
                 results=len(result.products) if result else 0,
                 exact=result.exact_matches if result else None,
-                relaxed=result.relaxed if result else ())
+                relaxed=result.relaxed if result else (),
+                predicted=seen.article_type if seen else None,
+                confidence=seen.score if seen else None)
         except Exception:
             logger.exception("could not log a search for %s", sender_id)
 

@@ -31,6 +31,20 @@ class EventLog:
     def __init__(self, database: Database) -> None:
         self.db = database
 
+    def funnel(self, since: float, until: float) -> dict[str, dict[str, int]]:
+        """Per event kind in ``[since, until)``, in funnel order (shown, opened, carted,
+        bought): events, and distinct shoppers."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(_events.c.event_type, func.count(),
+                       func.count(func.distinct(_events.c.sender_id)))
+                .where(_events.c.ts >= since, _events.c.ts < until)
+                .group_by(_events.c.event_type))
+            found = {kind: (int(n), int(people)) for kind, n, people in rows}
+        return {kind.value: {"events": found.get(kind.value, (0, 0))[0],
+                             "shoppers": found.get(kind.value, (0, 0))[1]}
+                for kind in EventType}
+
     def log(
         self,
         sender_id: str,

@@ -19,6 +19,7 @@ from shopcore.text import clip
 logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 300
+CONFIDENT = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,23 @@ class SearchCount:
     relaxed: int  # searches that showed products only after dropping part of the request
 
 
+@dataclass(frozen=True)
+class PhotoCount:
+    """Photo searches of one predicted product type in a period."""
+
+    predicted: str
+    searches: int
+    mean_confidence: float
+    confident: int  # scored at least CONFIDENT
+
+
 class SearchLog:
     def __init__(self, database: Database) -> None:
         self.db = database
 
     def log(self, sender_id: str, query: str, *, kind: str, results: int,
             exact: int | None = None, relaxed: Iterable[str] = (),
+            predicted: str | None = None, confidence: float | None = None,
             ts: float | None = None) -> None:
         """Record one search; a bad sender id is skipped with a log line."""
         if not valid_id(sender_id):
@@ -47,7 +59,8 @@ class SearchLog:
             conn.execute(insert(searches).values(
                 sender_id=sender_id, query=clip(words, MAX_QUERY_CHARS), kind=kind,
                 results=max(0, int(results)), exact=exact,
-                relaxed=",".join(relaxed)[:120], ts=time.time() if ts is None else ts))
+                relaxed=",".join(relaxed)[:120], predicted=predicted[:80] if predicted else None,
+                confidence=confidence, ts=time.time() if ts is None else ts))
 
     def counts(self, since: float, until: float, limit: int = 50,
                problems_only: bool = False) -> list[SearchCount]:
@@ -69,6 +82,19 @@ class SearchLog:
         with self.db.read() as conn:
             return [SearchCount(q, int(n), int(e or 0), int(r or 0))
                     for q, n, e, r in conn.execute(statement.limit(limit))]
+
+    def photo_types(self, since: float, until: float) -> list[PhotoCount]:
+        """Photo searches per predicted product type: how many, and how confident."""
+        confident = func.sum(case((searches.c.confidence >= CONFIDENT, 1), else_=0))
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(searches.c.predicted, func.count(), func.avg(searches.c.confidence),
+                       confident)
+                .where(searches.c.kind == "photo", searches.c.ts >= since,
+                       searches.c.ts < until)
+                .group_by(searches.c.predicted).order_by(func.count().desc()))
+            return [PhotoCount(p or "(not recognised)", int(n), float(a or 0), int(c or 0))
+                    for p, n, a, c in rows]
 
     def outcomes(self, sender_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """Per shopper: (searches that showed products, searches that showed none)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,64 @@ def list_conversations(
              "started": r.started, "last": r.last, "turns": int(r.turns or 0),
              "handed_off": bool(r.handed_off), "fell_back": bool(r.fell_back),
              "intents": intents[r.sender_id]} for r in rows]
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).date().isoformat()
+
+
+def daily_activity(tracker: str | Path, since: float, until: float) -> dict[str, dict[str, int]]:
+    """Per UTC day in ``[since, until)``: conversations (shoppers who wrote), shopper
+    messages, and those of them NLU fell back on."""
+    engine = _tracker(tracker)
+    days: dict[str, dict[str, Any]] = {}
+    if engine is None:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_events.c.sender_id, _events.c.timestamp, _events.c.intent_name)
+            .where(_events.c.type_name == "user", _events.c.timestamp >= since,
+                   _events.c.timestamp < until))
+        for sender, ts, intent in rows:
+            day = days.setdefault(_day(ts), {"senders": set(), "messages": 0, "fallbacks": 0})
+            day["senders"].add(sender)
+            day["messages"] += 1
+            day["fallbacks"] += intent == "nlu_fallback"
+    return {d: {"conversations": len(v["senders"]), "messages": v["messages"],
+                "fallbacks": v["fallbacks"]} for d, v in sorted(days.items())}
+
+
+RECOMMEND_ACTION = "action_recommend_products"
+OPEN_ACTIONS = ("action_product_details", "action_compare_products", "action_add_to_cart")
+NEW_LIST_ACTIONS = ("action_search_products", "action_photo_search", "action_refine_search")
+
+
+def recommendation_clicks(tracker: str | Path, since: float, until: float
+                          ) -> dict[str, dict[str, int]]:
+    """Per UTC day: recommendations shown, and how many a shopper then acted on (opened,
+    compared or carted one of them before asking for anything else to be listed)."""
+    engine = _tracker(tracker)
+    if engine is None:
+        return {}
+    watched = (RECOMMEND_ACTION, *OPEN_ACTIONS, *NEW_LIST_ACTIONS)
+    days: dict[str, dict[str, int]] = {}
+    pending: dict[str, str] = {}  # sender -> day of the recommendation not yet acted on
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_events.c.sender_id, _events.c.timestamp, _events.c.action_name)
+            .where(_events.c.type_name == "action", _events.c.action_name.in_(watched),
+                   _events.c.timestamp >= since, _events.c.timestamp < until)
+            .order_by(_events.c.id))
+        for sender, ts, action in rows:
+            if action == RECOMMEND_ACTION:
+                day = _day(ts)
+                days.setdefault(day, {"shown": 0, "opened": 0})["shown"] += 1
+                pending[sender] = day
+            elif action in OPEN_ACTIONS and sender in pending:
+                days[pending.pop(sender)]["opened"] += 1
+            else:
+                pending.pop(sender, None)
+    return dict(sorted(days.items()))
 
 
 def sender_of(tracker: str | Path, key: int) -> str | None:

@@ -234,6 +234,8 @@ searches = Table(
     Column("results", Integer, nullable=False),  # products shown on the first page
     Column("exact", Integer),  # how many matched everything asked (NULL: not counted)
     Column("relaxed", String(120), nullable=False, server_default=""),  # e.g. "price,colour"
+    Column("predicted", String(80)),  # photo searches: the product type the photo showed
+    Column("confidence", Float),  # and the classifier's calibrated score for it
     Column("ts", Float, nullable=False),
     Index("searches_ts", "ts"),
     Index("searches_by_sender", "sender_id", "ts"),

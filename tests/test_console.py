@@ -34,7 +34,9 @@ from sqlalchemy import (
     select,
 )
 
+from recsys.events import EventType
 from retrieval.store import ProductStore
+from shop.events import EventLog
 from shop.searches import SearchLog
 from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword, display_name
 from shop.tickets import TicketStore
@@ -780,3 +782,66 @@ async def test_conversations_are_listed_searched_opened_and_exported(
     rows = list(csv.reader(io.StringIO(await exported.text())))
     assert rows[0][:2] == ["shopper", "channel"] and len(rows) == 2
     assert rows[1][0] == web_label and rows[1][6] == "found fallback"
+
+
+async def test_insights_tables_charts_data_and_csv(
+    client: TestClient, accounts: StaffStore, settings: Settings
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    now = time.time()
+    today = time.strftime("%Y-%m-%d", time.gmtime(now))
+    tracker = settings.tracker_store_url
+    rasa_saves(tracker, "web:ins-1", now - 60, [
+        ("user", "show me red dresses", "search_product"),
+        ("action", "action_recommend_products", None),
+        ("user", "tell me about the first one", "product_details"),
+        ("action", "action_product_details", None),
+        ("action", "action_recommend_products", None),
+        ("user", "blah blah", "nlu_fallback")])
+    rasa_saves(tracker, "web:ins-2", now - 30, [("user", "hi", "greet")])
+    database = open_database(settings.shop_database_url)
+    log = SearchLog(database)
+    log.log("web:ins-1", "red dresses", kind="text", results=5, ts=now - 50)
+    log.log("web:ins-2", "Red dresses", kind="text", results=5, ts=now - 40)
+    log.log("web:ins-2", "</script><b>gold</b>", kind="text", results=0, ts=now - 30)
+    log.log("web:ins-1", "", kind="photo", results=5, predicted="Tshirts", confidence=0.8,
+            ts=now - 20)
+    log.log("web:ins-1", "", kind="photo", results=5, predicted="Tshirts", confidence=0.2,
+            ts=now - 10)
+    events = EventLog(database)
+    events.log("web:ins-1", ["1", "2", "3"], EventType.SHOWN, ts=now - 50)
+    events.log("web:ins-2", ["1"], EventType.SHOWN, ts=now - 40)
+    events.log("web:ins-1", ["2"], EventType.OPENED, ts=now - 30)
+    assert (await sign_in(client)).status == 303
+
+    page = await client.get(f"/console/insights?from={today}&to={today}")
+    text = await page.text()
+    assert page.status == 200
+    assert "</script><b>gold" not in text and "&lt;/script&gt;&lt;b&gt;gold" in text
+    data = json.loads(re.search(r'<script type="application/json" id="insights-data">(.*?)'
+                                r"</script>", text, re.S).group(1))  # type: ignore[union-attr]
+    assert data["daily"] == [{"day": today, "conversations": 2, "messages": 4,
+                              "fallbacks": 1, "fallback_rate": 25.0}]
+    assert [(r["query"], r["searches"]) for r in data["top_searches"]] == [
+        ("red dresses", 2), ("</script><b>gold</b>", 1)]
+    assert [(r["query"], r["nothing_found"]) for r in data["catalog_gaps"]] == [
+        ("</script><b>gold</b>", 1)]
+    assert {r["step"]: (r["events"], r["shoppers"]) for r in data["funnel"]} == {
+        "Shown": (4, 2), "Opened": (1, 1), "Carted": (0, 0), "Bought": (0, 0)}
+    assert data["recommendations"] == [{"day": today, "shown": 2, "opened": 1}]
+    assert data["photos"] == [{"predicted": "Tshirts", "photos": 2, "mean_confidence": 0.5,
+                               "confident": 1}]
+    assert '<script src="/console/static/vendor/chart-4.6.2.umd.min.js">' in text
+    assert (await client.get("/console/static/vendor/chart-4.6.2.umd.min.js")).status == 200
+
+    exported = await client.get(f"/console/insights.csv?table=catalog_gaps&from={today}"
+                                f"&to={today}")
+    assert exported.status == 200 and exported.content_type == "text/csv"
+    assert list(csv.reader(io.StringIO(await exported.text()))) == [
+        ["query", "searches", "nothing_found", "relaxed"], ["</script><b>gold</b>", "1", "1", "0"]]
+    for name in ("daily", "top_searches", "funnel", "recommendations", "photos"):
+        assert (await client.get(f"/console/insights.csv?table={name}")).status == 200
+    assert (await client.get("/console/insights.csv?table=staff")).status == 400
+    assert (await client.get("/console/insights.csv?table=daily&from=2020-01-01")).status == 400
+    refused = await client.get("/console/insights?from=nope")
+    assert refused.status == 400 and "Dates must look like" in await refused.text()

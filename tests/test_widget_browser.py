@@ -706,6 +706,7 @@ STAFF_EMAIL = "ann@shop.example"
 STAFF_PASSWORD = "correct horse battery staple"
 TICKET_ID = re.compile(r"ticket (T-[0-9A-F]{6})")
 INBOX_SCREENSHOT = PROJECT_ROOT / "docs" / "console-inbox.png"
+INSIGHTS_SCREENSHOT = PROJECT_ROOT / "docs" / "console-insights.png"
 
 
 @contextmanager
@@ -735,6 +736,25 @@ def send_without_answer(page: Any, text: str) -> None:
     assert bot_items(page) == before
 
 
+def charts(staff: Any, web: str) -> dict[str, Any]:
+    """What the insights page's charts show for today: the numbers drawn, read back from
+    Chart.js (a chart missing from the page is None)."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    staff.goto(f"{web}/console/insights?from={today}&to={today}")
+    return staff.evaluate("""() => Object.fromEntries(
+        ['daily', 'fallback', 'top_searches', 'funnel'].map((name) => {
+          const chart = Chart.getChart('chart-' + name);
+          return [name, chart ? {labels: chart.data.labels,
+                                 data: chart.data.datasets.map((d) => d.data)} : null];
+        }))""")
+
+
+def chart_value(chart: dict[str, Any] | None, label: str, dataset: int = 0) -> float:
+    if chart is None or label not in chart["labels"]:
+        return 0
+    return chart["data"][dataset][chart["labels"].index(label)]
+
+
 def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
         browser: Any, shop: PhotoShop) -> None:
     """Staff sign in; a shopper asks for a person in the widget (another browser context);
@@ -754,6 +774,8 @@ def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
         staff.get_by_label("Password").fill(STAFF_PASSWORD)
         staff.get_by_role("button", name="Sign in").click()
         staff.wait_for_url(f"{web}/console")
+        before = charts(staff, web)
+        staff.goto(f"{web}/console")
 
         open_chat(shopper, web)
         say(shopper, "connect me to an agent")
@@ -811,3 +833,19 @@ def test_a_person_takes_over_the_chat_from_the_console_and_hands_it_back(
         row.get_by_role("link").click()
         assert staff.locator("li.staff", has_text="we have it in blue").count() == 1
         assert staff.locator("li.user", has_text="is the blue one still in stock?").count() == 1
+
+        # Insights: the charts moved by exactly what this conversation did (the tests before
+        # this one chatted on the same shop today: compare with the charts at the start).
+        after = charts(staff, web)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        for dataset, added in ((0, 1), (1, 3)):  # one more conversation, three messages
+            assert chart_value(after["daily"], today, dataset) == \
+                chart_value(before["daily"], today, dataset) + added
+        query = " ".join(shop.query.split()).lower()
+        assert chart_value(after["top_searches"], query) == \
+            chart_value(before["top_searches"], query) + 1
+        assert chart_value(after["funnel"], "Shown") == chart_value(before["funnel"], "Shown") + 1
+        assert after["fallback"] is not None
+        screenshot(staff, "insights.png")
+        if os.environ.get("SHOPBOT_README_SCREENSHOT") == "1":
+            save_readme_screenshot(staff, INSIGHTS_SCREENSHOT)

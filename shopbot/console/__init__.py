@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from retrieval.store import ProductStore
-from shopbot.console import auth, conversations, inbox, pages
+from shopbot.console import auth, conversations, inbox, insights, pages
 from shopbot.console.state import CONSOLE, Console
 from shopcore.keys import staff_session_key
 from shopcore.settings import Settings
@@ -47,6 +47,8 @@ def console_app(settings: Settings, products: ProductStore | None = None) -> web
     app.router.add_get("/conversations", conversations.conversations_page)
     app.router.add_get("/conversations.csv", conversations.conversations_csv)
     app.router.add_get("/conversations/{key}", conversations.conversation_page)
+    app.router.add_get("/insights", insights.insights_page)
+    app.router.add_get("/insights.csv", insights.insights_csv)
     static = app.router.add_static("/static/", STATIC_DIR)
     console.public = {login, static}
     return app

@@ -12,7 +12,8 @@ from html import escape
 from aiohttp import web
 
 STATIC = "/console/static"
-SECTIONS = (("/console", "Inbox"), ("/console/conversations", "Conversations"))
+SECTIONS = (("/console", "Inbox"), ("/console/conversations", "Conversations"),
+            ("/console/insights", "Insights"))
 
 
 def h(value: object) -> str:

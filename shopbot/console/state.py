@@ -15,6 +15,7 @@ from aiohttp.web_urldispatcher import AbstractResource
 
 from retrieval.store import ProductStore
 from shop.cart import CartStore
+from shop.events import EventLog
 from shop.orders import OrderStore
 from shop.searches import SearchLog
 from shop.staff import StaffMember, StaffStore
@@ -93,6 +94,7 @@ class Stores:
     carts: CartStore
     orders: OrderStore
     searches: SearchLog
+    events: EventLog
 
 
 class Console:
@@ -117,7 +119,7 @@ class Console:
                 database = open_database(self.settings.shop_database_url)
                 self._stores = Stores(StaffStore(database), TicketStore(database),
                                       CartStore(database), OrderStore(database),
-                                      SearchLog(database))
+                                      SearchLog(database), EventLog(database))
             return self._stores
 
     async def stores(self) -> Stores:

@@ -1,4 +1,5 @@
-"""searches: every new product search with its result count and what was relaxed.
+"""searches: every new product search with its result count, what was relaxed, and for
+photo searches what the photo showed.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,6 +26,8 @@ def upgrade() -> None:
         sa.Column("results", sa.Integer, nullable=False),
         sa.Column("exact", sa.Integer),
         sa.Column("relaxed", sa.String(120), nullable=False, server_default=""),
+        sa.Column("predicted", sa.String(80)),
+        sa.Column("confidence", sa.Float),
         sa.Column("ts", sa.Float, nullable=False),
     )
     op.create_index("searches_ts", "searches", ["ts"])
