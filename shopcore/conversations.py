@@ -280,6 +280,44 @@ def recommendation_clicks(tracker: str | Path, since: float, until: float
     return dict(sorted(days.items()))
 
 
+def text_key(text: str) -> str:
+    """The form messages are compared in: lower-case, whitespace squeezed."""
+    return " ".join(text.split()).lower()[:300]
+
+
+def uncertain_messages(tracker: str | Path, since: float, until: float,
+                       threshold: float, limit: int = 5000) -> list[dict[str, Any]]:
+    """Shopper messages of ``[since, until)`` that NLU fell back on or scored below
+    ``threshold``, one entry per distinct text (most frequent first): ``text``, ``intent``
+    and ``confidence`` (the latest), ``count``. Button payloads (``/intent``) are left out."""
+    engine = _tracker(tracker)
+    if engine is None:
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_events.c.intent_name, _events.c.data)
+            .where(_events.c.type_name == "user", _events.c.timestamp >= since,
+                   _events.c.timestamp < until)
+            .order_by(_events.c.id.desc()).limit(limit))
+        for intent, data in rows:
+            try:
+                event = json.loads(data or "{}")
+                confidence = float(((event.get("parse_data") or {}).get("intent") or {})
+                                   .get("confidence") or 0)
+            except (ValueError, TypeError, AttributeError):
+                continue
+            text = event.get("text")
+            if not isinstance(text, str) or not text.strip() or text.startswith("/"):
+                continue
+            if intent != "nlu_fallback" and confidence >= threshold:
+                continue
+            entry = found.setdefault(text_key(text), {"text": text.strip(), "intent": intent,
+                                                      "confidence": confidence, "count": 0})
+            entry["count"] += 1
+    return sorted(found.values(), key=lambda e: (-e["count"], e["text"]))
+
+
 def sender_of(tracker: str | Path, key: int) -> str | None:
     """The conversation an event id belongs to (the console's links name conversations by
     an event id, so sender ids - half of a web shopper's session - stay out of URLs)."""

@@ -241,6 +241,19 @@ searches = Table(
     Index("searches_by_sender", "sender_id", "ts"),
 )
 
+# Shopper messages the bot was unsure of, labelled by staff in the console ("teach the
+# bot"); `shopbot nlu export` writes them as Rasa training data (shop.teaching).
+nlu_reviews = Table(
+    "nlu_reviews", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("text_key", String(300), nullable=False, unique=True),  # lower-case, spaces squeezed
+    Column("text", Text, nullable=False),  # as the shopper wrote it (the training example)
+    Column("intent", String(80), nullable=False),  # the right intent, or out_of_scope
+    Column("reviewed_by", String(254), nullable=False),
+    Column("reviewed_at", UTCDateTime, nullable=False),
+    Column("exported_at", UTCDateTime),
+)
+
 # Messages for the chat widget sent outside a turn (a staff member's replies, "you are
 # talking with a person"): written by the REST channel's output channel in Rasa's process,
 # read by the widget's poll through the web server (shopcore.outbox).

@@ -39,8 +39,10 @@ from retrieval.store import ProductStore
 from shop.events import EventLog
 from shop.searches import SearchLog
 from shop.staff import BadEmail, DuplicateEmail, StaffStore, WeakPassword, display_name
+from shop.teaching import group_by_meaning
 from shop.tickets import TicketStore
 from shopbot.console.state import CONSOLE, FailureCounter
+from shopbot.console.teach import domain_intents
 from shopbot.identity import (
     SESSION_COOKIE,
     STAFF_COOKIE,
@@ -51,6 +53,7 @@ from shopbot.identity import (
     new_session_id,
     read_staff_cookie,
 )
+from shopbot.stack import bot_fingerprint
 from shopbot.web import create_app
 from shopcore.db import Database, close_databases, open_database, staff
 from shopcore.keys import session_key, staff_session_key
@@ -845,3 +848,90 @@ async def test_insights_tables_charts_data_and_csv(
     assert (await client.get("/console/insights.csv?table=daily&from=2020-01-01")).status == 400
     refused = await client.get("/console/insights?from=nope")
     assert refused.status == 400 and "Dates must look like" in await refused.text()
+
+
+# -- teach the bot: unsure messages grouped, labelled, exported as Rasa training data ---------
+
+RASA_PYTHON = Path(__file__).resolve().parents[1] / ".venv-rasa" / "bin" / "python"
+
+
+def test_unsure_messages_are_grouped_by_meaning_with_the_shipped_encoder() -> None:
+    from retrieval.embeddings import encode
+
+    texts = ["do you ship to canada", "can you deliver to Canada?", "shipping to canada",
+             "who won the football match", "who won the football game yesterday",
+             "do you deliver abroad"]  # close, but not the same question (0.58)
+    assert group_by_meaning(texts, encode) == [[0, 1, 2], [3, 4], [5]]
+    assert group_by_meaning([], encode) == []
+
+
+async def test_staff_label_unsure_messages_and_shopbot_nlu_export_writes_them(
+    client: TestClient, accounts: StaffStore, settings: Settings, tmp_path: Path
+) -> None:
+    accounts.add(EMAIL, PASSWORD)
+    now = time.time()
+    rasa_saves(settings.tracker_store_url, "web:teach-1", now - 60, [
+        ("user", "do you ship to canada", "nlu_fallback"),
+        ("user", "can you deliver to Canada?", "nlu_fallback"),
+        ("user", "show me red dresses", "search_product"),  # confident: not listed
+        ("user", "/add_to_cart", "nlu_fallback"),  # a button payload: not listed
+        ("user", "who won the <b>football</b> match", "nlu_fallback")])
+    assert (await sign_in(client)).status == 303
+    page = await client.get("/console/teach")
+    text = await page.text()
+    assert page.status == 200
+    assert "show me red dresses" not in text and "/add_to_cart" not in text
+    assert "&lt;b&gt;football&lt;/b&gt;" in text and "<b>football" not in text
+    forms = re.findall(r'<form class="group".*?</form>', text, re.S)
+    assert len(forms) == 2
+    shipping = next(f for f in forms if "canada" in f)
+    assert shipping.count('name="text"') == 2
+    options = set(re.findall(r'<option value="([a-z_]+)"', shipping))
+    assert options == set(domain_intents()) | {"out_of_scope"}
+    assert "search_products" in options and "nlu_fallback" not in options
+    csrf = FORM_TOKEN.search(shipping).group(1)  # type: ignore[union-attr]
+
+    refused = await client.post("/console/teach", data={
+        "csrf": csrf, "text": ["do you ship to canada"], "intent": "make_me_admin"})
+    assert refused.status == 400 and "Unknown intent" in await refused.text()
+    assert (await client.post("/console/teach", data={"csrf": csrf, "intent": "greet"})
+            ).status == 400  # nothing ticked
+    assert (await client.post("/console/teach", data={"text": "x", "intent": "greet"})
+            ).status == 403  # no CSRF token
+    intent = "faq"  # shipping questions are FAQs in this bot
+    saved = await client.post("/console/teach", data={
+        "csrf": csrf, "text": ["do you ship to canada", "can you deliver to Canada?"],
+        "intent": intent})
+    after = await saved.text()
+    assert saved.status == 200 and f"Saved 2 as {intent}." in after
+    assert "canada" not in after.lower() and 'id="waiting">2<' in after
+    assert "football" in after
+    await client.post("/console/teach", data={
+        "csrf": csrf, "text": ["who won the <b>football</b> match"], "intent": "out_of_scope"})
+
+    env = {k: v for k, v in os.environ.items() if k != "SHOPBOT_DATABASE_URL"}
+    env["SHOPBOT_DATABASE_URL"] = settings.shop_database_url
+    out = tmp_path / "root" / "bot" / "data" / "nlu" / "reviewed.yml"
+    done = subprocess.run([str(SHOPBOT), "nlu", "export", "--out", str(out)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 examples for 2 intents" in done.stderr and "3 new" in done.stderr
+    # Rasa itself reads the file: the examples under the intents staff chose.
+    read = subprocess.run([str(RASA_PYTHON), "-c", (
+        "import json, sys\n"
+        "from rasa.shared.nlu.training_data.loading import load_data\n"
+        "data = load_data(sys.argv[1])\n"
+        "print(json.dumps(sorted([m.get('text'), m.get('intent')]"
+        " for m in data.intent_examples)))"), str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert json.loads(read.stdout.strip().splitlines()[-1]) == sorted([
+        ["can you deliver to Canada?", intent], ["do you ship to canada", intent],
+        ["who won the <b>football</b> match", "out_of_scope"]])
+    # `shopbot train` trains on every file under bot/data: this one changes the model.
+    before = bot_fingerprint(tmp_path / "root")
+    out.write_text(out.read_text() + "\n")
+    assert bot_fingerprint(tmp_path / "root") != before
+    again = subprocess.run([str(SHOPBOT), "nlu", "export", "--out", str(out)], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "0 new" in again.stderr

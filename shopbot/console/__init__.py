@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from retrieval.store import ProductStore
-from shopbot.console import auth, conversations, inbox, insights, pages
+from shopbot.console import auth, conversations, inbox, insights, pages, teach
 from shopbot.console.state import CONSOLE, Console
 from shopcore.keys import staff_session_key
 from shopcore.settings import Settings
@@ -49,6 +49,9 @@ def console_app(settings: Settings, products: ProductStore | None = None) -> web
     app.router.add_get("/conversations/{key}", conversations.conversation_page)
     app.router.add_get("/insights", insights.insights_page)
     app.router.add_get("/insights.csv", insights.insights_csv)
+    teaching = app.router.add_resource("/teach")
+    teaching.add_route("GET", teach.teach_page)
+    teaching.add_route("POST", teach.label)
     static = app.router.add_static("/static/", STATIC_DIR)
     console.public = {login, static}
     return app

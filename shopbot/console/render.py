@@ -13,7 +13,7 @@ from aiohttp import web
 
 STATIC = "/console/static"
 SECTIONS = (("/console", "Inbox"), ("/console/conversations", "Conversations"),
-            ("/console/insights", "Insights"))
+            ("/console/insights", "Insights"), ("/console/teach", "Teach the bot"))
 
 
 def h(value: object) -> str:

@@ -19,6 +19,7 @@ from shop.events import EventLog
 from shop.orders import OrderStore
 from shop.searches import SearchLog
 from shop.staff import StaffMember, StaffStore
+from shop.teaching import ReviewStore
 from shop.tickets import TicketStore
 from shopbot.identity import StaffSession, client_address
 from shopcore.db import open_database
@@ -95,6 +96,7 @@ class Stores:
     orders: OrderStore
     searches: SearchLog
     events: EventLog
+    reviews: ReviewStore
 
 
 class Console:
@@ -119,7 +121,8 @@ class Console:
                 database = open_database(self.settings.shop_database_url)
                 self._stores = Stores(StaffStore(database), TicketStore(database),
                                       CartStore(database), OrderStore(database),
-                                      SearchLog(database), EventLog(database))
+                                      SearchLog(database), EventLog(database),
+                                      ReviewStore(database))
             return self._stores
 
     async def stores(self) -> Stores:
