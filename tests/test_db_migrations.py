@@ -47,7 +47,7 @@ from shopcore.migrations.baseline import baseline_metadata
 from shopcore.settings import PROJECT_ROOT, Settings
 from tests.e2e import shopbot
 
-HEAD = "0005"
+HEAD = "0006"
 ME, OTHER = "shopper-1", "shopper-2"
 ADDRESS = "12 MG Road, Bengaluru 560001"
 OLD_ORDER = {
@@ -117,18 +117,18 @@ def test_a_new_database_migrates_to_head_and_matches_the_tables(any_database_url
 def test_the_comparison_sees_the_old_schema_differ(any_database_url: str) -> None:
     """What lets the comparisons here fail: the schema before 0002 lacks checkout_key,
     before 0003 the staff table, before 0004 the ticket holder and the widget outbox,
-    before 0005 the search log."""
+    before 0005 the search log, before 0006 the staff's NLU labels."""
     engine = make_engine(any_database_url)
     baseline_metadata().create_all(engine)
     engine.dispose()
     found = differences(any_database_url)
     assert sorted(d[0] for d in found) == [  # type: ignore[index]
         "add_column", "add_column", "add_column", "add_index", "add_index", "add_index",
-        "add_index", "add_table", "add_table", "add_table"]
+        "add_index", "add_table", "add_table", "add_table", "add_table"]
     assert sorted(d[3].name for d in found if d[0] == "add_column") == [  # type: ignore[index]
         "checkout_key", "held_at", "held_by"]
     assert sorted(d[1].name for d in found if d[0] == "add_table") == [  # type: ignore[index]
-        "searches", "staff", "widget_outbox"]
+        "nlu_reviews", "searches", "staff", "widget_outbox"]
 
 
 @pytest.mark.parametrize("made", ["before checkout keys", "with checkout keys"])
