@@ -190,6 +190,11 @@ def main() -> None:
     known_colour = [j for j, c in enumerate(colours) if c in head.colours]
     reframed_report["colour_accuracy"] = round(float(np.mean(
         [reframed[j].colour == colours[j] for j in known_colour])), 4)
+    confusion: dict[str, dict[str, int]] = {}
+    for c, t in zip(reframed, truth, strict=True):
+        row = confusion.setdefault(t, {})
+        row[c.article_type] = row.get(c.article_type, 0) + 1
+    reframed_report["confusion"] = dict(sorted(confusion.items()))  # for `shopbot report`
     summary["head"]["test_reframed"] = reframed_report
 
     def fallback_report(results: list[Classification]) -> dict[str, Any]:

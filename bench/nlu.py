@@ -11,7 +11,9 @@ Usage (runs in the Rasa virtualenv, it loads the trained model):
 
 Eval files map ``intent: [utterances]``; utterances may carry Rasa entity markup
 (``[red](colour) [tops](article_type)``), which is scored as entities and removed before
-parsing. Prints ONE JSON line on stdout; progress (and rasa's output) goes to stderr.
+parsing. Prints ONE JSON line on stdout (and writes it to ``--out``, default
+var/bench/nlu.json, where `shopbot report` reads it); progress (and rasa's output) goes to
+stderr.
 
 * ``training``: seconds `rasa train` took (only with --train).
 * ``parse_ms``: p50 / p95 time of one ``Agent.parse_message`` over every evaluated message.
@@ -20,7 +22,7 @@ parsing. Prints ONE JSON line on stdout; progress (and rasa's output) goes to st
     ``top_intent_accuracy_ignoring_fallback``, ``in_scope_false_rejection`` (predicted
     out_of_scope or nlu_fallback), ``oos_rejected`` (share of out_of_scope rejected);
   * ``per_intent`` precision/recall/F1/support (nlu_fallback counts as out_of_scope),
-    ``worst_confusions`` with examples;
+    ``worst_confusions`` with examples, ``confusion`` (every expected -> predicted count);
   * ``fallback_sweep``: the three rates if the FallbackClassifier threshold were each of a
     few values (ambiguity threshold as in config.yml), from the intent ranking, and
     ``best_threshold``: the sweep value with the fewest messages handled wrongly (in-scope
@@ -57,6 +59,7 @@ sys.path.insert(1, str(PROJECT_ROOT))
 BENCH = Path(__file__).resolve().parent
 DEFAULT_EVAL = BENCH / "nlu_eval.yml"
 DEFAULT_ENTITIES = BENCH / "nlu_entities_eval.yml"
+DEFAULT_OUT = PROJECT_ROOT / "var" / "bench" / "nlu.json"
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
 REJECTED = {FALLBACK, OUT_OF_SCOPE}
@@ -332,6 +335,7 @@ def evaluate_file(examples: list[dict[str, Any]], results: dict[str, dict[str, A
                               "examples": texts[:3]} for (e, p), texts in worst],
         "per_intent": f1,
         "predictions_by_intent": dict(Counter(r["predicted"] for r in rows).most_common()),
+        "confusion": confusion_matrix(rows),
     }
     annotated = [r for r in rows if r["gold"] is not None]
     if annotated:
@@ -343,6 +347,15 @@ def evaluate_file(examples: list[dict[str, Any]], results: dict[str, dict[str, A
             for r in rows if r["predicted"] != r["expected"]
             and not (r["expected"] == OUT_OF_SCOPE and r["predicted"] in REJECTED)]
     return section
+
+
+def confusion_matrix(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{expected: {predicted: count}}`` over every utterance (a rejection, nlu_fallback,
+    is its own column), for `shopbot report`."""
+    matrix: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        matrix[r["expected"]][r["predicted"]] += 1
+    return {expected: dict(counts) for expected, counts in sorted(matrix.items())}
 
 
 def display(path: Path) -> str:
@@ -366,6 +379,8 @@ def main() -> None:
     parser.add_argument("--confusions", type=int, default=15)
     parser.add_argument("--errors", action="store_true",
                         help="also list every wrong prediction (with its top two intents)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="also write the JSON line here (`shopbot report` reads it)")
     args = parser.parse_args()
     if not args.train and (args.model is None or not args.model.is_file()):
         raise SystemExit(f"model {args.model} not found (give --model or --train)")
@@ -425,7 +440,10 @@ def main() -> None:
         "entities": entities,
         "evals": evals,
     }
-    print(json.dumps(summary))
+    line = json.dumps(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(line + "\n", encoding="utf-8")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Relevance is computed from the catalog's own attributes with the judgement specs
 ``bench/search_queries.yml`` (the exact grading rule is documented at the top of that file and
 implemented in :func:`graded_relevance` and, vectorised, in :class:`CatalogArrays`).
 
-Prints ONE JSON line to stdout:
+Prints ONE JSON line to stdout (and writes it to ``--out``, default
+var/bench/search_quality.json, where `shopbot report` reads it):
     {"queries": N, "ndcg@10": {"dense": x, ...}, "mean_latency_ms": {"dense": ms, ...}}
 With ``--per-query`` the worst 15 queries per mode (NDCG, and what came back against what the
 spec wanted) go to stderr.
@@ -37,6 +38,7 @@ DEFAULT_STORE = PROJECT_ROOT / "var" / "store" / "catalog-products"
 DEFAULT_CATALOG = PROJECT_ROOT.parent / "shared" / "data" / "catalog" / "products.jsonl.gz"
 DEFAULT_QUERIES = Path(__file__).resolve().parent / "search_queries.yml"
 DEFAULT_MODES = ("dense", "lexical", "hybrid")
+DEFAULT_OUT = PROJECT_ROOT / "var" / "bench" / "search_quality.json"
 K = 10
 TOP_GRADE = 3.0
 SOFT_BONUS = 0.5
@@ -340,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES))
     parser.add_argument("--per-query", action="store_true",
                         help="print the worst 15 queries per mode to stderr")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="also write the JSON line here (`shopbot report` reads it)")
     args = parser.parse_args(argv)
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -353,7 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.per_query:
         print_worst(catalog, results)
-    print(json.dumps(summary))
+    line = json.dumps(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(line + "\n", encoding="utf-8")
+    print(line)
 
 
 if __name__ == "__main__":

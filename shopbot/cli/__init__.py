@@ -3,7 +3,8 @@
 ``catalog`` (ingest, search), ``bot`` (train, run, shell), ``images`` (photo head, photo
 index, classify), ``recsys`` (train and evaluate recommenders), ``shop`` (the shop's own
 data), ``db`` (the shop database's schema migrations), ``staff`` (web console accounts),
-``nlu`` (training data from the console's labelled messages).
+``nlu`` (training data from the console's labelled messages), ``report`` (the evaluation
+report from the benchmarks' results).
 The modules import only ``common``; this file puts them together.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from shopbot.cli import bot, catalog, db, images, nlu, recsys, shop, staff
+from shopbot.cli import bot, catalog, db, images, nlu, recsys, report, shop, staff
 
 app = typer.Typer(help="shopbot: a conversational shopping assistant.", no_args_is_help=True)
 app.command()(catalog.ingest)
@@ -27,3 +28,4 @@ app.add_typer(shop.shop_app, name="shop")
 app.add_typer(db.db_app, name="db")
 app.add_typer(staff.staff_app, name="staff")
 app.add_typer(nlu.nlu_app, name="nlu")
+app.command()(report.report)

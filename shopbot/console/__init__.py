@@ -49,6 +49,7 @@ def console_app(settings: Settings, products: ProductStore | None = None) -> web
     app.router.add_get("/conversations/{key}", conversations.conversation_page)
     app.router.add_get("/insights", insights.insights_page)
     app.router.add_get("/insights.csv", insights.insights_csv)
+    app.router.add_get("/report", insights.report_page)
     teaching = app.router.add_resource("/teach")
     teaching.add_route("GET", teach.teach_page)
     teaching.add_route("POST", teach.label)

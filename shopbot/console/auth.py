@@ -130,6 +130,8 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPException as exc:
         exc.headers.update(extra)
         raise
+    if "Content-Security-Policy" in response.headers:  # a page with a narrower policy of
+        extra.pop("Content-Security-Policy")           # its own (the evaluation report)
     response.headers.update(extra)
     return response
 

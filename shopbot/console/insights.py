@@ -15,6 +15,7 @@ import csv
 import io
 import json
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -128,6 +129,8 @@ async def insights_page(request: web.Request) -> web.Response:
     query = f"from={start.isoformat()}&to={end.isoformat()}"
     sections = "".join(_table_html(name, tables[name], query) for name in TABLES)
     body = f"""<h1>Insights <small>{start.isoformat()} to {end.isoformat()}</small></h1>
+<p class="meta">How well the bot's parts do on the benchmarks:
+<a href="/console/report">evaluation report</a>.</p>
 <form class="filters" method="get" action="/console/insights">
 <label>From <input type="date" name="from" value="{start.isoformat()}"></label>
 <label>To <input type="date" name="to" value="{end.isoformat()}"></label>
@@ -141,6 +144,27 @@ async def insights_page(request: web.Request) -> web.Response:
     return page("Insights", body, staff_email=request[STAFF].email, section="Insights",
                 csrf=csrf_token(console.key, request[SESSION].session),
                 status=400 if problem else 200)
+
+
+# The report is one file with its images inline (data: URIs) and its own <style>; it runs
+# no script at all.
+REPORT_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                 "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+async def report_page(request: web.Request) -> web.StreamResponse:
+    """GET /console/report: the latest `shopbot report` (<var>/report/report.html)."""
+    console = request.app[CONSOLE]
+    path = Path(console.settings.var_dir) / "report" / "report.html"
+    if not path.is_file():
+        return page("Evaluation report", "<h1>Evaluation report</h1><p>No report yet: run "
+                    "<code>shopbot report</code> on the server (after the benchmarks, see "
+                    "the README) and reload.</p>", staff_email=request[STAFF].email,
+                    section="Insights", status=404,
+                    csrf=csrf_token(console.key, request[SESSION].session))
+    html = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": REPORT_POLICY})
 
 
 async def insights_csv(request: web.Request) -> web.Response:
