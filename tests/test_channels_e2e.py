@@ -848,3 +848,32 @@ def test_a_person_takes_over_a_telegram_chat_and_hands_it_back(channels: Channel
     calls = ch.fake.turn(mark, to_chat(chat),
                          done=lambda calls: any(c.path.endswith("/sendPhoto") for c in calls))
     assert "red dresses" in telegram_text(calls).lower()
+
+
+def test_a_persons_reply_reaches_messenger_slack_and_twilio_shoppers(channels: Channels) -> None:
+    """Each platform's output channel takes a staff reply outside any turn: Messenger by the
+    page-scoped id, Slack in the user's direct messages with the app, Twilio from the shop's
+    number (WhatsApp from its WhatsApp number)."""
+    ch = channels
+    cases = [
+        ("messenger:PSID-77",
+         lambda: send_messenger(ch, "PSID-77", {"text": "hello"}),
+         lambda c: c.path == "/fb/me/messages" and c.json["recipient"]["id"] == "PSID-77",
+         lambda c: c.json["message"]["text"]),
+        ("slack:T1:U77", lambda: send_slack(ch, slack_message("U77", "hello")),
+         lambda c: c.path == "/slack/chat.postMessage" and c.json["channel"] == "U77",
+         lambda c: c.json["text"]),
+        ("twilio:whatsapp:+15551230077",
+         lambda: send_twilio(ch, "whatsapp:+15551230077", "hello", to="whatsapp:+14155238886"),
+         lambda c: c.path.startswith("/twilio/") and c.form.get("To") ==
+         "whatsapp:+15551230077", lambda c: c.form["Body"]),
+    ]
+    for sender, say_hello, to_shopper, text_of in cases:
+        assert say_hello()[0] == 200
+        ch.wait_events(sender)
+        mark = ch.fake.mark()
+        status, done = staff_events(ch, sender, [
+            {"event": "bot", "text": f"Ann here, about {sender}.", "metadata": {"staff": "Ann"}}])
+        assert status == 200 and done["delivered"] is True, (sender, done)
+        calls = ch.fake.turn(mark, to_shopper)
+        assert [text_of(c) for c in calls] == [f"Ann here, about {sender}."], sender

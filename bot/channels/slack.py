@@ -110,7 +110,11 @@ class SlackInput(ShopInput):
                         message_id=f"action:{user}:{action_ts}" if action_ts else "")
 
     def address_from_sender(self, sender: str) -> Any:
-        return None  # a Slack user is reached in a channel we only learn from their message
+        """Outside a turn (a staff member's reply), the user's direct messages with the app:
+        chat.postMessage takes a user id as the channel for that."""
+        team_user = super().address_from_sender(sender)
+        user = team_user.rpartition(":")[2] if isinstance(team_user, str) else ""
+        return user or None
 
     async def deliver(self, address: Any, reply: Reply, message: dict[str, Any]) -> None:
         headers = {"Authorization": f"Bearer {self.credentials['bot_token']}"}
