@@ -15,7 +15,8 @@ Prints ONE JSON line on stdout (and writes it to ``--out``); progress goes to st
 * ``test_reframed``: every test photo made "larger and differently framed" the way other
   shops' photos are: un-squashed to 3:4, upscaled to 600-800 px, then zoomed out on a white
   or grey canvas off-centre, or cropped off-centre; JPEG bytes go through the real
-  ``load_image`` -> ``ImageClassifier`` path.
+  ``load_image`` -> ``ImageClassifier`` path; its ``confusion`` (true type -> predicted type
+  -> photos) is what `shopbot report` draws.
 * ``imagenet_fallback``: the no-head path (ImageNet classes mapped onto article types) on
   the same test photos, for reference.
 * ``visual_search``: the train+val(+rare) products ingested into a temporary store and
