@@ -22,15 +22,6 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    insert,
     select,
 )
 
@@ -59,6 +50,7 @@ from shopcore.db import Database, close_databases, open_database, staff
 from shopcore.keys import session_key, staff_session_key
 from shopcore.outbox import WidgetOutbox
 from shopcore.settings import Settings
+from tests.rasa_events import rasa_saves
 
 SHOPBOT = Path(sys.executable).parent / "shopbot"
 EMAIL = "ann@shop.example"
@@ -692,42 +684,6 @@ async def test_the_widget_poll_gives_a_persons_messages_to_their_shopper_only(
 
 
 # -- conversations: list, search, one conversation, CSV ----------------------------------------
-
-RASA_EVENTS = Table(  # Rasa 3.6's SQLTrackerStore table, as Rasa makes it
-    "events", MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255), nullable=False, index=True),
-    Column("type_name", String(255), nullable=False),
-    Column("timestamp", Float),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
-    Column("data", Text),
-)
-
-
-def rasa_saves(url: str, sender: str, ts: float, turns: list[tuple[str, str, str | None]]
-               ) -> None:
-    """Events as Rasa stores them: (kind, text or action, intent) per event."""
-    engine = create_engine(url)
-    RASA_EVENTS.create(engine, checkfirst=True)
-    rows = []
-    for i, (kind, what, intent) in enumerate(turns):
-        data: dict[str, object] = {"event": kind, "timestamp": ts + i}
-        if kind == "user":
-            data |= {"text": what, "parse_data": {"intent": {"name": intent, "confidence": 0.9}},
-                     "input_channel": "rest"}
-        elif kind == "bot":
-            data |= {"text": what, "data": {}, "metadata": {}}
-        else:
-            data |= {"name": what}
-        rows.append({"sender_id": sender, "type_name": kind, "timestamp": ts + i,
-                     "intent_name": intent if kind == "user" else None,
-                     "action_name": what if kind == "action" else None,
-                     "data": json.dumps(data)})
-    with engine.begin() as conn:
-        conn.execute(insert(RASA_EVENTS), rows)
-    engine.dispose()
-
 
 async def test_conversations_are_listed_searched_opened_and_exported(
     client: TestClient, accounts: StaffStore, settings: Settings

@@ -20,13 +20,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Column,
-    Float,
     Index,
-    Integer,
-    MetaData,
     String,
-    Table,
-    Text,
     insert,
     inspect,
     text,
@@ -46,6 +41,7 @@ from shopcore.links import LINKED
 from shopcore.migrations.baseline import baseline_metadata
 from shopcore.settings import PROJECT_ROOT, Settings
 from tests.e2e import shopbot
+from tests.rasa_events import RASA_EVENTS
 
 HEAD = "0006"
 ME, OTHER = "shopper-1", "shopper-2"
@@ -58,18 +54,6 @@ OLD_ORDER = {
 }
 OLD_ITEM = {"order_id": "SB-123456", "line_no": 1, "product_id": "900001", "name": "Old tee",
             "size": "M", "qty": 1, "unit_price": 10.0}
-# Rasa 3.6's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent), as Rasa makes it.
-RASA_EVENTS = Table(
-    "events", MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255), nullable=False, index=True),
-    Column("type_name", String(255), nullable=False),
-    Column("timestamp", Float),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
-    Column("data", Text),
-)
-
 
 def differences(url: str) -> list[object]:
     """What alembic's autogenerate would change to make the database match the tables."""

@@ -69,10 +69,10 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser profile (empty localStorage) per test."""
-    context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="en-IN")
+@contextmanager
+def browser_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A page in a context of its own (its own cookies: a second person at another computer)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, **options)
     context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
     errors: list[str] = []
@@ -80,6 +80,13 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile (empty localStorage) per test."""
+    with browser_page(browser, locale="en-IN") as opened:
+        yield opened
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -707,19 +714,6 @@ STAFF_PASSWORD = "correct horse battery staple"
 TICKET_ID = re.compile(r"ticket (T-[0-9A-F]{6})")
 INBOX_SCREENSHOT = PROJECT_ROOT / "docs" / "console-inbox.png"
 INSIGHTS_SCREENSHOT = PROJECT_ROOT / "docs" / "console-insights.png"
-
-
-@contextmanager
-def browser_page(browser: Any, **options: Any) -> Iterator[Any]:
-    """A page in a context of its own (its own cookies: a second person at another computer)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 800}, **options)
-    context.set_default_timeout(WAIT_MS)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield opened
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def widget_texts(page: Any, testid: str) -> list[str]:
