@@ -232,16 +232,21 @@ class TicketStore:
             logger.info("ticket %s handed back to the bot", ticket_id)
         return found[0] if found else None
 
+    def handoff_state(self, sender_id: str) -> tuple[bool, str | None]:
+        """Whether the shopper has an open ticket, and the staff member (email) holding
+        their conversation if anyone does."""
+        if not valid_id(sender_id):
+            return False, None
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(tickets.c.held_by).where(tickets.c.sender_id == sender_id,
+                                                tickets.c.status == TicketStatus.OPEN.value)
+                .order_by(tickets.c.held_by.is_(None))).all()  # a held one first
+        return bool(rows), rows[0].held_by if rows else None
+
     def holder(self, sender_id: str) -> str | None:
         """The staff member (email) holding the shopper's conversation, if anyone does."""
-        if not valid_id(sender_id):
-            return None
-        with self.db.read() as conn:
-            return conn.execute(
-                select(tickets.c.held_by).where(tickets.c.sender_id == sender_id,
-                                                tickets.c.status == TicketStatus.OPEN.value,
-                                                tickets.c.held_by.is_not(None))
-                .limit(1)).scalar()
+        return self.handoff_state(sender_id)[1]
 
     def close(self, ticket_id: str, *, now: datetime | None = None) -> bool:
         with self.db.write(f"ticket {ticket_id}") as conn:

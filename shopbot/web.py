@@ -181,17 +181,19 @@ class Handoffs:
 
     def updates(self, sender: str, after: int | None) -> dict[str, Any]:
         """New messages from a person (none when ``after`` is None: a page just opened
-        starts from the newest), the newest id, and the name of who holds the chat."""
+        starts from the newest), the newest id, the name of who holds the chat, and whether
+        a ticket waits for a person (the widget keeps polling only while one waits or
+        holds the chat)."""
         links, outbox, tickets = self.stores()
         conversation = links.canonical(sender)  # a linked chat's messages go to its id
-        holder = tickets.holder(conversation)
-        with_person = display_name(holder) if holder else None
+        open_ticket, holder = tickets.handoff_state(conversation)
+        state = {"with_person": display_name(holder) if holder else None,
+                 "waiting": open_ticket and holder is None}
         if after is None:
-            return {"messages": [], "last": outbox.last_id(conversation),
-                    "with_person": with_person}
+            return {"messages": [], "last": outbox.last_id(conversation), **state}
         messages = outbox.since(conversation, after)
         return {"messages": [{k: v for k, v in m.items() if k != "id"} for m in messages],
-                "last": messages[-1]["id"] if messages else after, "with_person": with_person}
+                "last": messages[-1]["id"] if messages else after, **state}
 
     def holder(self, sender: str) -> str | None:
         links, _, tickets = self.stores()
@@ -528,7 +530,8 @@ async def chat_updates(request: web.Request) -> web.Response:
     except TokenRejected as rejected:
         return token_refused(request, rejected)
     if fresh:
-        return web.json_response({"messages": [], "last": 0, "with_person": None})
+        return web.json_response({"messages": [], "last": 0, "with_person": None,
+                                  "waiting": False})
     updates = await asyncio.to_thread(request.app[HANDOFFS].updates, shopper.sender,
                                       None if raw is None else int(raw))
     return web.json_response(updates)

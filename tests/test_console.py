@@ -664,21 +664,33 @@ async def test_the_widget_poll_gives_a_persons_messages_to_their_shopper_only(
     outbox.put(mine.sender, {"text": "before the page opened", "staff": "Ann"})
 
     start = await (await client.get("/api/chat/updates", cookies=cookie)).json()
-    assert start["messages"] == [] and start["last"] > 0 and start["with_person"] is None
-    ticket = TicketStore(database).create(mine.sender, "help", []).ticket
-    assert ticket is not None and TicketStore(database).take(ticket.ticket_id, "ann@x.example")
+    assert start == {"messages": [], "last": start["last"], "with_person": None,
+                     "waiting": False} and start["last"] > 0
+    tickets = TicketStore(database)
+    ticket = tickets.create(mine.sender, "help", []).ticket
+    assert ticket is not None
+    waiting = await (await client.get(f"/api/chat/updates?after={start['last']}",
+                                      cookies=cookie)).json()
+    assert waiting["waiting"] is True and waiting["with_person"] is None  # keep polling
+    assert tickets.take(ticket.ticket_id, "ann@x.example")
     outbox.put(mine.sender, {"text": "Hi, Ann here", "staff": "Ann"})
     outbox.put("web:somebody-else", {"text": "not yours"})
     got = await (await client.get(f"/api/chat/updates?after={start['last']}",
                                   cookies=cookie)).json()
     assert got["messages"] == [{"text": "Hi, Ann here", "staff": "Ann"}]
-    assert got["with_person"] == "Ann" and got["last"] > start["last"]
+    assert got["with_person"] == "Ann" and got["waiting"] is False
+    assert got["last"] > start["last"]
     again = await (await client.get(f"/api/chat/updates?after={got['last']}",
                                     cookies=cookie)).json()
-    assert again == {"messages": [], "last": got["last"], "with_person": "Ann"}
+    assert again == {"messages": [], "last": got["last"], "with_person": "Ann",
+                     "waiting": False}
+    assert tickets.hand_back(ticket.ticket_id, "ann@x.example")
+    done = await (await client.get(f"/api/chat/updates?after={got['last']}",
+                                   cookies=cookie)).json()
+    assert done["with_person"] is None and done["waiting"] is False  # polling stops
 
     nobody = await (await client.get("/api/chat/updates?after=0")).json()
-    assert nobody == {"messages": [], "last": 0, "with_person": None}
+    assert nobody == {"messages": [], "last": 0, "with_person": None, "waiting": False}
     for bad in ("-1", "abc", "9" * 30, "１２"):
         assert (await client.get(f"/api/chat/updates?after={bad}", cookies=cookie)).status == 400
 

@@ -247,11 +247,19 @@
 
     // ---- a person from the shop (human handoff)
 
-    /** Messages from the shop's staff come outside any turn: ask for them every few seconds. */
+    /** Messages from the shop's staff come outside any turn. The widget asks once when the
+     *  page opens and after every answer; only while a ticket waits for a person, or a
+     *  person has the chat, does it keep asking every few seconds. */
     startPolling() {
-      if (this.pollTimer) return;
-      this.pollTimer = setInterval(() => this.pollUpdates(), POLL_MS);
       this.pollUpdates();
+    }
+
+    keepPolling(on) {
+      if (on && !this.pollTimer) this.pollTimer = setInterval(() => this.pollUpdates(), POLL_MS);
+      if (!on && this.pollTimer) {
+        clearInterval(this.pollTimer);
+        this.pollTimer = null;
+      }
     }
 
     async pollUpdates() {
@@ -269,7 +277,9 @@
           else this.addEntry({ t: 'staff', text: str(m.text), from: str(m.staff) });
         }
         if (Number.isFinite(data.last)) this.localSet(this.keys.outbox, String(data.last));
-        this.showPerson(typeof data.with_person === 'string' ? data.with_person : '');
+        const person = typeof data.with_person === 'string' ? data.with_person : '';
+        this.showPerson(person);
+        this.keepPolling(Boolean(person || data.waiting));
       } catch (e) {
         /* offline or refused: the next poll tries again */
       } finally {
@@ -877,6 +887,7 @@
       this.setBusy(false);
       for (const m of messages) this.handleBotMessage(m);
       this.scrollToBottom();
+      this.pollUpdates();  // this turn may have asked for a person
     }
 
     handleBotMessage(m) {
