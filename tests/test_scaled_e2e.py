@@ -9,12 +9,17 @@ can be found in the tracker store afterwards.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,10 +32,14 @@ from actions.base import ONE_MOMENT_TEXT
 from bench.shoppers import Turn, run_shoppers
 from retrieval.ingest import ingest_catalog
 from retrieval.store import ProductStore
+from shop.staff import StaffStore
+from shop.tickets import TicketStore
 from shopbot.scaled import Backends, ScaledStack
 from shopbot.stack import PROJECT_ROOT, RASA_VENV, free_port, train_bot
 from shopbot.web import ONE_MOMENT
 from shopcore.db import open_database
+from shopcore.keys import SENDER_HEADER
+from shopcore.outbox import WidgetOutbox
 from shopcore.settings import Settings, get_settings
 from tests.conftest import CUSTOMER_TOKEN_SECRET
 from tests.e2e import internal_headers, post_json
@@ -294,3 +303,72 @@ def test_shopbot_run_scale_from_another_folder_serves_and_ctrl_c_stops_everythin
     wait_for(lambda: not [c for c in children if c.is_running()
                           and c.status() != psutil.STATUS_ZOMBIE], 30,
              "every process shopbot run --scale started has stopped")
+
+
+class StaffBrowser:
+    """A staff member's browser on the console: a cookie jar and form posts."""
+
+    def __init__(self, web_url: str) -> None:
+        self.web = web_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def open(self, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(f"{self.web}{path}", data=data, timeout=120) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def sign_in(self, email: str, password: str) -> None:
+        _, page = self.open("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        status, page = self.open("/console/login", {"email": email, "password": password,
+                                                    "csrf": token})
+        assert status == 200 and "Open handoff tickets" in page, page[-500:]
+        self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">',
+                              page).group(1)  # type: ignore[union-attr]
+
+    def post(self, path: str, **fields: str) -> tuple[int, str]:
+        return self.open(path, {"csrf": self.csrf, **fields})
+
+
+def test_a_person_takes_over_with_two_replicas_and_both_stay_quiet(
+        scaled: tuple[Backends, ScaledStack]) -> None:
+    """Handoff through HAProxy on PostgreSQL and Redis: the pause is in the shared tracker
+    store, so neither Rasa replica answers while a person holds the chat; the reply reaches
+    the widget's outbox; after the hand-back either replica answers again."""
+    _, stack = scaled
+    settings = stack.settings
+    sender = "customer:handoff-scaled"
+    balanced = f"http://{settings.host}:{settings.rasa_port}/webhooks/rest/webhook"
+    replicas = [f"http://{settings.host}:{port}/webhooks/rest/webhook"
+                for port in stack.rasa_ports]
+
+    def say_to(url: str, text: str) -> Any:
+        status, reply = post_json(url, {"sender": sender, "message": text},
+                                  headers={**internal_headers(stack), SENDER_HEADER: sender})
+        assert status == 200, reply
+        return reply
+
+    assert "support team" in " ".join(m.get("text", "") for m in say_to(
+        balanced, "connect me to an agent"))
+    database = open_database(settings.shop_database_url)
+    (ticket,) = TicketStore(database).for_sender(sender)
+    StaffStore(database).add("ann@shop.example", "correct horse battery")
+    staff = StaffBrowser(f"http://{settings.host}:{settings.web_port}")
+    staff.sign_in("ann@shop.example", "correct horse battery")
+    base = f"/console/tickets/{ticket.ticket_id}"
+    status, page = staff.post(f"{base}/take")
+    assert status == 200 and "the bot is quiet" in page, page[-500:]
+    assert [say_to(url, "hello? anyone there?") for url in replicas] == [[], []]
+    status, page = staff.post(f"{base}/reply", text="Hi, Ann here - how can I help?")
+    assert status == 200 and "Ann here" in page
+    outbox = WidgetOutbox(database).since(sender, 0)
+    assert [m["text"] for m in outbox][-1] == "Hi, Ann here - how can I help?"
+    assert outbox[0]["text"].startswith("You're now chatting with Ann")
+    status, page = staff.post(f"{base}/hand-back")
+    assert status == 200 and "Closed" in page
+    for url in replicas:
+        assert say_to(url, "what is your return policy?"), url
