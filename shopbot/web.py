@@ -52,7 +52,7 @@ from shopbot.identity import (
 )
 from shopcore.db import open_database
 from shopcore.images import ImageRejected
-from shopcore.keys import SENDER_HEADER, internal_secret, session_key
+from shopcore.keys import INTERNAL_HEADER, SENDER_HEADER, internal_secret, session_key
 from shopcore.links import LinkStore
 from shopcore.logs import setup_logging
 from shopcore.outbox import WidgetOutbox
@@ -80,7 +80,6 @@ READ_CHUNK = 64 * 1024
 # What the shopper reads while the assistant cannot answer (a replica restarting, a
 # database briefly away): temporary, and sending again is the way on.
 ONE_MOMENT = "One moment, please - the assistant is busy. Please send that again in a few seconds."
-INTERNAL_HEADER = "X-Shopbot-Internal"  # the secret Rasa's REST channel asks for
 MESSAGING_CHANNELS = ("telegram", "messenger", "slack", "twilio", "signed")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "content-length",

@@ -49,3 +49,5 @@ def internal_secret(settings: Settings) -> str:
 # Who a Rasa request is about, set by the web server: a balancer in front of several Rasa
 # replicas hashes on it so one conversation stays on one replica (shopbot.scaled).
 SENDER_HEADER = "X-Shopbot-Sender"
+# The internal secret Rasa's REST channel asks of its callers (the web server, the console).
+INTERNAL_HEADER = "X-Shopbot-Internal"

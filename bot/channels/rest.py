@@ -42,14 +42,13 @@ from bot.trackers import watch_turn
 from shopcore.conversations import Purges
 from shopcore.db import open_database
 from shopcore.ids import is_channel_sender, valid_id
-from shopcore.keys import internal_secret
+from shopcore.keys import INTERNAL_HEADER, internal_secret
 from shopcore.links import LinkStore
 from shopcore.outbox import WidgetOutbox
 from shopcore.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_HEADER = "X-Shopbot-Internal"
 
 
 class LinkingRestInput(RestInput):

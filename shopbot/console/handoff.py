@@ -18,12 +18,11 @@ import aiohttp
 from shop.staff import display_name
 from shop.tickets import Ticket
 from shopbot.console.state import Console
-from shopcore.keys import SENDER_HEADER, internal_secret
+from shopcore.keys import INTERNAL_HEADER, SENDER_HEADER, internal_secret
 from shopcore.text import BadInput, clean_text
 
 logger = logging.getLogger("shopbot.console")
 
-INTERNAL_HEADER = "X-Shopbot-Internal"
 MAX_REPLY_CHARS = 2000
 RASA_TIMEOUT_S = 30
 

@@ -57,33 +57,40 @@ TABLES: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
 }
 
 
-def gather(console: Console, start: date, end: date) -> dict[str, list[dict[str, Any]]]:
-    """Every table for the days ``start`` to ``end`` (blocking: run in a thread)."""
+def gather(console: Console, start: date, end: date, only: str | None = None
+           ) -> dict[str, list[dict[str, Any]]]:
+    """Every table (or just ``only``) for the days ``start`` to ``end`` (blocking: run in
+    a thread)."""
     since, until = epoch_range(start, end)
     tracker = console.settings.tracker_store_url
     stores = console.open_stores()
-    activity = daily_activity(tracker, since, until)
-    daily = []
-    for offset in range((end - start).days + 1):
-        day = (start + timedelta(days=offset)).isoformat()
-        found = activity.get(day, {"conversations": 0, "messages": 0, "fallbacks": 0})
-        rate = round(100 * found["fallbacks"] / found["messages"], 1) if found["messages"] \
-            else 0.0
-        daily.append({"day": day, **found, "fallback_rate": rate})
-    searches = [vars(c) for c in stores.searches.counts(since, until, TOP)]
-    gaps = [vars(c) for c in stores.searches.counts(since, until, TOP, problems_only=True)]
-    funnel = stores.events.funnel(since, until)
-    clicks = recommendation_clicks(tracker, since, until)
-    return {
+
+    def daily() -> list[dict[str, Any]]:
+        activity = daily_activity(tracker, since, until)
+        rows = []
+        for offset in range((end - start).days + 1):
+            day = (start + timedelta(days=offset)).isoformat()
+            found = activity.get(day, {"conversations": 0, "messages": 0, "fallbacks": 0})
+            rate = round(100 * found["fallbacks"] / found["messages"], 1) \
+                if found["messages"] else 0.0
+            rows.append({"day": day, **found, "fallback_rate": rate})
+        return rows
+
+    builders: dict[str, Any] = {
         "daily": daily,
-        "top_searches": searches,
-        "catalog_gaps": gaps,
-        "funnel": [{"step": FUNNEL_STEPS[k], **v} for k, v in funnel.items()],
-        "recommendations": [{"day": d, **v} for d, v in clicks.items()],
-        "photos": [{"predicted": p.predicted, "photos": p.searches,
-                    "mean_confidence": round(p.mean_confidence, 3), "confident": p.confident}
-                   for p in stores.searches.photo_types(since, until)],
+        "top_searches": lambda: [vars(c) for c in stores.searches.counts(since, until, TOP)],
+        "catalog_gaps": lambda: [vars(c) for c in stores.searches.counts(
+            since, until, TOP, problems_only=True)],
+        "funnel": lambda: [{"step": FUNNEL_STEPS[k], **v}
+                           for k, v in stores.events.funnel(since, until).items()],
+        "recommendations": lambda: [{"day": d, **v} for d, v in
+                                    recommendation_clicks(tracker, since, until).items()],
+        "photos": lambda: [{"predicted": p.predicted, "photos": p.searches,
+                            "mean_confidence": round(p.mean_confidence, 3),
+                            "confident": p.confident}
+                           for p in stores.searches.photo_types(since, until)],
     }
+    return {name: build() for name, build in builders.items() if only in (None, name)}
 
 
 def _range(request: web.Request) -> tuple[date, date]:
@@ -176,7 +183,7 @@ async def insights_csv(request: web.Request) -> web.Response:
         start, end = _range(request)
     except BadFilter as bad:
         return web.Response(status=400, text=str(bad))
-    rows = (await asyncio.to_thread(gather, request.app[CONSOLE], start, end))[name]
+    rows = (await asyncio.to_thread(gather, request.app[CONSOLE], start, end, name))[name]
     columns = TABLES[name][2]
     out = io.StringIO()
     writer = csv.writer(out)
